@@ -1,0 +1,151 @@
+"""Put simulated meters on a Modbus bus: TCP (socket or RTU framing) or a serial port.
+
+Several meters (different unit ids) share one bus; a request for a unit that is not on
+the bus gets no reply, as on RS-485. With wire-time emulation each reply is held back
+for the time its request and reply frames take on the line at the configured baud rate,
+and the bus carries one exchange at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from pymodbus.constants import ExcCodes
+from pymodbus.exceptions import NoSuchIdException
+from pymodbus.framer import FramerType
+from pymodbus.server import ModbusSerialServer, ModbusTcpServer
+from pymodbus.server.base import ModbusBaseServer
+from pymodbus.simulator import DataType, SimData, SimDevice
+
+from meter import wiretime
+from meter.sim_device import BASE, SIZE, SimulatedBsm
+from meter.wiretime import LineSettings
+
+log = logging.getLogger("chargepoint.meter.simulator")
+
+
+@dataclass
+class BusTraffic:
+    """What the simulated line carried (RTU frame sizes)."""
+
+    exchanges: int = 0
+    bytes_on_wire: int = 0
+    busy_seconds: float = 0.0
+
+
+class SimulatedBus:
+    """A bus with simulated meters behind a pymodbus server."""
+
+    def __init__(
+        self, meters: Sequence[SimulatedBsm], wire_time: LineSettings | None = None
+    ) -> None:
+        ids = [m.config.unit for m in meters]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"unit ids on one bus must differ: {ids}")
+        if any(not 1 <= u <= 247 for u in ids):
+            raise ValueError(f"unit ids must be 1..247: {ids}")
+        self.meters = {m.config.unit: m for m in meters}
+        self.wire_time = wire_time
+        self.traffic = BusTraffic()
+        self._line = asyncio.Lock()
+        self._server: ModbusBaseServer | None = None
+
+    def _devices(self) -> list[SimDevice]:
+        devices = [
+            SimDevice(
+                id=unit,
+                simdata=[SimData(BASE, count=SIZE, values=0, datatype=DataType.REGISTERS)],
+                action=self._action_for(meter),
+            )
+            for unit, meter in self.meters.items()
+        ]
+
+        async def nobody_home(*_: object) -> ExcCodes | None:
+            raise NoSuchIdException("no meter with this unit id")  # no reply, as on RS-485
+
+        devices.append(
+            SimDevice(
+                id=0,
+                simdata=[SimData(0, count=65536, values=0, datatype=DataType.REGISTERS)],
+                action=nobody_home,
+            )
+        )
+        return devices
+
+    def _action_for(self, meter: SimulatedBsm):  # type: ignore[no-untyped-def]
+        async def action(
+            function_code: int,
+            start_address: int,
+            address: int,
+            count: int,
+            current_registers: list[int],
+            set_values: list[int] | list[bool] | None,
+        ) -> ExcCodes | None:
+            if meter.faults.no_reply:
+                raise NoSuchIdException("simulated meter does not answer")
+            await self._hold_line(function_code, count, set_values is not None)
+            if meter.faults.reply_delay:
+                await asyncio.sleep(meter.faults.reply_delay)
+            offset = address - start_address
+            if set_values is None:
+                current_registers[offset : offset + count] = meter.read(address, count)
+                return None
+            values = [int(v) for v in set_values]
+            code = meter.write(address, values)
+            if code is not None:
+                return ExcCodes(code)
+            set_values[:] = meter.read(address, len(values))  # type: ignore[assignment]
+            return None
+
+        return action
+
+    async def _hold_line(self, function_code: int, count: int, is_write: bool) -> None:
+        if is_write:
+            request, reply = wiretime.write_request_bytes(count), wiretime.write_reply_bytes()
+        else:
+            request, reply = wiretime.read_request_bytes(), wiretime.read_reply_bytes(count)
+        async with self._line:
+            self.traffic.exchanges += 1
+            self.traffic.bytes_on_wire += request + reply
+            if self.wire_time is not None:
+                seconds = self.wire_time.transaction_seconds(request, reply)
+                self.traffic.busy_seconds += seconds
+                await asyncio.sleep(seconds)
+
+    async def serve_tcp(self, host: str, port: int, rtu_framing: bool = False) -> None:
+        """Listen on TCP: Modbus TCP, or RTU frames over TCP (a serial gateway)."""
+        framer = FramerType.RTU if rtu_framing else FramerType.SOCKET
+        server = ModbusTcpServer(
+            self._devices(), framer=framer, address=(host, port), ignore_missing_devices=True
+        )
+        await server.serve_forever(background=True)
+        self._server = server
+        log.info(
+            "simulated meters %s on tcp %s:%d (%s)", list(self.meters), host, port, framer.value
+        )
+
+    async def serve_serial(self, port: str, line: LineSettings) -> None:
+        """Serve on a serial port (e.g. one end of a socat pty pair)."""
+        server = ModbusSerialServer(
+            self._devices(),
+            framer=FramerType.RTU,
+            port=port,
+            baudrate=line.baudrate,
+            parity=line.parity,
+            stopbits=line.stopbits,
+            bytesize=line.bytesize,
+            ignore_missing_devices=True,
+        )
+        await server.serve_forever(background=True)
+        self._server = server
+        log.info("simulated meters %s on serial %s", list(self.meters), port)
+
+    async def aclose(self) -> None:
+        if self._server is not None:
+            await self._server.shutdown()  # type: ignore[no-untyped-call]
+            self._server = None
+        for meter in self.meters.values():
+            await meter.aclose()
