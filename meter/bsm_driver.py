@@ -32,12 +32,12 @@ from meter.errors import (
 from meter.keys import PublicKeyInfo, load_public_key
 from meter.ocmf import OcmfFormatError, parse_ocmf, verify_ocmf
 from meter.snapshot import (
-    scaled,
     MeterIdentity,
     SignedSnapshot,
     SnapshotFields,
     SnapshotKind,
     SnapshotStatus,
+    scaled,
 )
 from meter.sunspec import (
     MAX_READ_REGISTERS,

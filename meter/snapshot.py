@@ -57,7 +57,7 @@ class SnapshotStatus(enum.IntEnum):
 
 
 def scaled(raw: int, sf: int) -> Decimal | None:
-    """raw × 10^sf without exponent notation; None for the sunssf sentinel."""
+    """raw * 10**sf without exponent notation; None for the sunssf sentinel."""
     if sf == INT16_NA:
         return None
     return Decimal(raw * 10**sf) if sf >= 0 else Decimal(raw).scaleb(sf)
