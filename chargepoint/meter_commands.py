@@ -146,6 +146,10 @@ def build_simulated_meters(args: argparse.Namespace) -> list[SimulatedBsm]:
 
 
 async def _simulate(args: argparse.Namespace) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
     meters = build_simulated_meters(args)
     wire = LineSettings(baudrate=args.baud) if args.baud else None
     bus = SimulatedBus(meters, wire_time=wire)
@@ -161,10 +165,6 @@ async def _simulate(args: argparse.Namespace) -> int:
             f"unit {m.config.unit} {m.meter_address} public key {m.public_key_der.hex()}",
             flush=True,
         )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     try:
         await stop.wait()
     finally:

@@ -16,7 +16,7 @@ from decimal import Decimal
 
 from meter import bsm_registers as regmap
 from meter.bsm_decode import snapshot_fields
-from meter.bsm_ocmf import OcmfStyle, build_payload
+from meter.bsm_ocmf import OcmfStyle, build_payload, max_record_length
 from meter.bsm_signature import verify_snapshot_signature
 from meter.bus import ModbusBus
 from meter.errors import (
@@ -53,8 +53,6 @@ log = logging.getLogger("chargepoint.meter")
 
 CLOCK_SET_MIN_INTERVAL_S = 24 * 3600
 META_LIMITS = {1: 140, 2: 100, 3: 100}  # bytes (70/50/50 registers)
-# The longest OCMF signature section the meter prints (72-byte DER signature as hex).
-_OCMF_SIGNATURE_SECTION = len('|{"SA":"ECDSA-secp256r1-SHA256","SD":""}') + 2 * 72
 
 
 class SignatureInvalid(MeterError):
@@ -412,7 +410,7 @@ class BsmWs36a:
             payload = build_payload(fields, self._identity.ocmf_identity(), style)
         except (ValueError, KeyError):
             return None
-        return len("OCMF|") + len(payload.encode()) + _OCMF_SIGNATURE_SECTION
+        return max_record_length(payload)
 
     async def _read_ocmf(self, kind: SnapshotKind, fields: SnapshotFields) -> str:
         """The OCMF text of a snapshot, read only up to its terminating NUL."""

@@ -124,6 +124,8 @@ class SimulatedBsm:
         self._last_energy_save = time.monotonic()
         self._power_now = 0.0
         self._tasks: dict[SnapshotKind, asyncio.Task[None]] = {}
+        self._background_save: asyncio.Task[None] | None = None
+        self._save_lock = asyncio.Lock()
         self._di_changed: tuple[int, int, int] = (0xFFFFFFFF, 0xFFFFFFFF, -0x8000)
         self._do_changed: tuple[int, int, int] = (0xFFFFFFFF, 0xFFFFFFFF, -0x8000)
         self._build_static()
@@ -256,7 +258,7 @@ class SimulatedBsm:
         self._update_energy()
         self.config.power_w = watts
 
-    def _update_energy(self) -> None:
+    def _update_energy(self, save: bool = True) -> None:
         now = time.monotonic()
         dt = now - self._last_energy_update
         self._last_energy_update = now
@@ -265,9 +267,9 @@ class SimulatedBsm:
             wh = self._power_now * dt / 3600.0
             self.nv.total_wh += wh
             self.nv.rcr_wh += wh
-        if now - self._last_energy_save > ENERGY_SAVE_INTERVAL_S:
+        if save and now - self._last_energy_save > ENERGY_SAVE_INTERVAL_S:
             self._last_energy_save = now
-            self.save_state()
+            self._persist_soon()
 
     def _energy_register(self, wh: float) -> int:
         return int(wh // (10**self.config.wh_sf)) & 0xFFFFFFFF
@@ -322,8 +324,15 @@ class SimulatedBsm:
         at = address - BASE
         return self.regs[at : at + count]
 
-    def write(self, address: int, values: list[int]) -> int | None:
-        """Apply a FC16 write; returns a Modbus exception code or None."""
+    async def write(self, address: int, values: list[int]) -> int | None:
+        """Apply a FC16 write and keep it non-volatile; returns a Modbus exception code."""
+        code = self.apply_write(address, values)
+        if code is None:
+            await self.persist()
+        return code
+
+    def apply_write(self, address: int, values: list[int]) -> int | None:
+        """Apply a FC16 write to the registers; returns a Modbus exception code or None."""
         at, end = address, address + len(values)
         if at < BASE or end > BASE + SIZE:
             return ILLEGAL_ADDRESS
@@ -347,7 +356,6 @@ class SimulatedBsm:
             raw = values[p_start - at : p_start - at + p.size]
             self._write_point(m, p, raw)
         self.refresh()
-        self.save_state()
         return None
 
     def _write_point(self, m: ModelInstance, p: Point, raw: list[int]) -> None:
@@ -447,7 +455,13 @@ class SimulatedBsm:
             )
             return
         self.write_signed(kind, fields)
-        self.save_state()
+        # Like the device, keep the signed snapshot non-volatile before it reads as valid.
+        state = self._state()
+        self._put(snap_model, "St", SnapshotStatus.UPDATING)
+        self._put(ocmf_model, "St", SnapshotStatus.UPDATING)
+        await self.persist(state)
+        self._put(snap_model, "St", SnapshotStatus.VALID)
+        self._put(ocmf_model, "St", SnapshotStatus.VALID)
 
     def write_signed(self, kind: SnapshotKind, fields: SnapshotFields) -> None:
         """Sign a snapshot and put it, with its OCMF, into the two models."""
@@ -487,20 +501,38 @@ class SimulatedBsm:
 
     async def aclose(self) -> None:
         """Power down cleanly: finish nothing, keep the state."""
-        for task in self._tasks.values():
+        tasks = [*self._tasks.values(), *([self._background_save] if self._background_save else [])]
+        for task in tasks:
             task.cancel()
-        for task in self._tasks.values():
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        self.save_state()
+        await self.persist()
 
     # ---- non-volatile state ------------------------------------------------------------
 
-    def save_state(self) -> None:
+    async def persist(self, state: dict[str, Any] | None = None) -> None:
+        """Write the non-volatile state (in a worker thread, in order)."""
         path = self.config.state_file
         if path is None:
             return
-        self._update_energy_silently()
+        data = state if state is not None else self._state()
+        async with self._save_lock:
+            await asyncio.to_thread(_atomic_write_json, path, data)
+
+    def _persist_soon(self) -> None:
+        if self.config.state_file is None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        if self._background_save is None or self._background_save.done():
+            self._background_save = loop.create_task(self.persist())
+
+    def _state(self) -> dict[str, Any]:
+        """The non-volatile state as it is now, ready to be written."""
+        self._update_energy(save=False)
         self.nv.operating_seconds = float(self.operating_seconds)
         models: dict[str, str] = {}
         for kind in SnapshotKind:
@@ -518,16 +550,7 @@ class SimulatedBsm:
                     b for r in image for b in r.to_bytes(2, "big")
                 ).hex()
         self.nv.models = models
-        _atomic_write_json(path, asdict(self.nv))
-
-    def _update_energy_silently(self) -> None:
-        now = time.monotonic()
-        dt = now - self._last_energy_update
-        self._last_energy_update = now
-        if dt > 0 and self.contactor_closed and self.config.power_w:
-            wh = self.config.power_w * dt / 3600.0
-            self.nv.total_wh += wh
-            self.nv.rcr_wh += wh
+        return asdict(self.nv)
 
     def _load_state(self) -> None:
         path = self.config.state_file

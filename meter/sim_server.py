@@ -94,7 +94,7 @@ class SimulatedBus:
                 current_registers[offset : offset + count] = meter.read(address, count)
                 return None
             values = [int(v) for v in set_values]
-            code = meter.write(address, values)
+            code = await meter.write(address, values)
             if code is not None:
                 return ExcCodes(code)
             set_values[:] = meter.read(address, len(values))  # type: ignore[assignment]
