@@ -14,7 +14,13 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 def shared_dir() -> Path:
     """`../shared` beside the checkout, or $CHARGEPOINT_SHARED_DIR."""
     env = os.environ.get("CHARGEPOINT_SHARED_DIR")
-    return Path(env) if env else REPO_ROOT.parent / "shared"
+    path = Path(env) if env else REPO_ROOT.parent / "shared"
+    if not (path / "vectors").is_dir():
+        raise FileNotFoundError(
+            f"real meter vectors not found at {path}/vectors: put the project's shared/ folder "
+            "beside the checkout or set CHARGEPOINT_SHARED_DIR"
+        )
+    return path
 
 
 @cache
