@@ -6,8 +6,12 @@ import argparse
 import logging
 import sys
 
+from chargepoint.config_commands import add_check_config_parser
+from chargepoint.demo import add_demo_parser
 from chargepoint.meter_commands import add_meter_parser, add_simulate_parser
-from chargepoint.meter_demo import add_demo_parser
+from chargepoint.meter_demo import add_meter_demo_parser
+from chargepoint.run_command import add_run_parsers
+from chargepoint.testcsms_command import add_test_csms_parser
 from meter.verification import verify_input
 
 
@@ -26,6 +30,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
     sub = parser.add_subparsers(dest="command", required=True)
     add_demo_parser(sub)
+    add_run_parsers(sub)
+    add_check_config_parser(sub)
+    add_test_csms_parser(sub)
+    add_meter_demo_parser(sub)
     add_simulate_parser(sub)
     add_meter_parser(sub)
     v = sub.add_parser("verify", help="verify signed OCMF records against a meter's public key")

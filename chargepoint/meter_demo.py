@@ -89,8 +89,8 @@ def run_demo(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
-def add_demo_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("demo", help="one complete charging session on the embedded simulator")
+def add_meter_demo_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("meter-demo", help="a signed session on a simulated meter, no OCPP")
     p.add_argument("--seconds", type=float, default=6.0, help="how long the EV charges")
     p.add_argument("--power", type=float, default=11000.0, help="watts the EV draws")
     p.add_argument("--sign-delay", type=float, default=1.0, help="simulated signing time")

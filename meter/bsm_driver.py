@@ -160,6 +160,17 @@ class BsmWs36a:
         self._identity = ident
         return ident
 
+    @property
+    def cached_identity(self) -> MeterIdentity | None:
+        """The identity read last, if any."""
+        return self._identity
+
+    async def ensure_identity(self) -> MeterIdentity:
+        """The identity, read once (the OCMF length prediction needs it)."""
+        if self._identity is None:
+            return await self.identity()
+        return self._identity
+
     async def energy(self) -> EnergyReading:
         """Total imported energy (Wh), momentary power (W) and the event flags."""
         v = await self._read_span(regmap.AC_METER, "W", "Evt")

@@ -1,0 +1,893 @@
+"""The version-free transaction core: connectors, sessions, signed begin and end values.
+
+Order of a start: authorize -> EV plugged -> meter ready (no events, pinned key) -> metadata
+-> turn-on snapshot signed -> session and its messages stored -> load released -> Charging.
+Order of a stop: load cut -> turn-off snapshot signed -> session end and its message stored.
+Nothing is sent from here: the OCPP adapter drains the store's outbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import json
+import logging
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from chargepoint.config import ConnectorConfig, StationConfig
+from chargepoint.core import events
+from chargepoint.core.auth import Authorizer, Decision
+from chargepoint.core.meters import ConnectorMeter, MeterFleet
+from chargepoint.core.settings import Settings
+from chargepoint.core.status import (
+    ConnectorStateMachine,
+    ConnectorStatus,
+    ErrorCode,
+    StatusReport,
+)
+from chargepoint.store import AsyncStore, TransactionRow, utc_now
+from meter.errors import Action, MeterError, MeterEventsSet
+from meter.keys import PublicKeyInfo
+from meter.snapshot import SignedSnapshot, SnapshotKind
+
+log = logging.getLogger("chargepoint.station")
+
+S = ConnectorStatus
+METER_HEALTH_INTERVAL_S = 15.0
+RECOVERY_RETRY_S = 10.0
+END_SNAPSHOT_ATTEMPTS = 3
+END_SNAPSHOT_RETRY_S = 2.0
+CLOCK_CHECK_INTERVAL_S = 3600.0
+CLOCK_DRIFT_LIMIT_S = 30.0
+
+
+class StopReason(enum.StrEnum):
+    LOCAL = "Local"
+    REMOTE = "Remote"
+    EV_DISCONNECTED = "EVDisconnected"
+    DEAUTHORIZED = "DeAuthorized"
+    SOFT_RESET = "SoftReset"
+    HARD_RESET = "HardReset"
+    POWER_LOSS = "PowerLoss"
+    REBOOT = "Reboot"
+    UNLOCK_COMMAND = "UnlockCommand"
+    EMERGENCY_STOP = "EmergencyStop"
+    OTHER = "Other"
+
+
+@dataclass
+class ActiveTransaction:
+    local_id: int
+    id_tag: str
+    started_at: str
+    meter_start_wh: int
+    begin: events.SignedValue
+    begin_rcnt: int
+    begin_ma1: str
+
+
+@dataclass
+class Connector:
+    config: ConnectorConfig
+    meter: ConnectorMeter
+    sm: ConnectorStateMachine
+    plugged: bool = False
+    load_released: bool = False
+    operative: bool = True
+    inoperative_scheduled: bool = False
+    hardware_fault: str | None = None
+    meter_fault: str | None = None
+    pending_id_tag: str | None = None
+    tx: ActiveTransaction | None = None
+    last_energy_wh: int | None = None
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    plugged_event: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def id(self) -> int:
+        return self.config.id
+
+    @property
+    def status(self) -> ConnectorStatus:
+        return self.sm.status
+
+
+VolatileMeterValues = Callable[[int, str, list[events.Sample]], None]
+
+
+class Station:
+    """All connectors of the charge point and the sessions on them."""
+
+    def __init__(
+        self,
+        config: StationConfig,
+        store: AsyncStore,
+        settings: Settings,
+        fleet: MeterFleet,
+        authorizer: Authorizer,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.settings = settings
+        self.fleet = fleet
+        self.authorizer = authorizer
+        self.connectors: dict[int, Connector] = {
+            c.id: Connector(c, fleet.meters[c.id], ConnectorStateMachine(c.id))
+            for c in config.connectors
+        }
+        self.is_online: Callable[[], bool] = lambda: False
+        self.outbox_changed: Callable[[], None] = lambda: None
+        self.volatile_meter_values: VolatileMeterValues = lambda cid, ctx, samples: None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._loops: list[asyncio.Task[None]] = []
+        self._ready = asyncio.Event()
+
+    # ---- lifecycle ---------------------------------------------------------------------
+
+    def subscribe_status(self, listener: Callable[[StatusReport], None]) -> None:
+        for c in self.connectors.values():
+            c.sm.subscribe(listener)
+
+    def status_reports(self) -> list[StatusReport]:
+        return [c.sm.report for c in self.connectors.values()]
+
+    async def start(self) -> None:
+        """Restore availability, end sessions left open by a power loss, start the loops."""
+        for c in self.connectors.values():
+            stored = await self.store.get_setting(f"availability.{c.id}")
+            if stored == "Inoperative":
+                c.operative = False
+                c.sm.go(S.UNAVAILABLE)
+        for c in self.connectors.values():
+            try:
+                await self.pin_key(c)
+            except MeterError as exc:
+                log.error("connector %d: meter not reachable at start: %s", c.id, exc)
+        rows = await self.store.open_transactions()
+        open_by_connector = {r.connector_id: r for r in rows}
+        for c in self.connectors.values():
+            row = open_by_connector.get(c.id)
+            if row is not None:
+                c.tx = _active_from_row(row)
+                self._spawn(self._recover(c, row), f"recover connector {c.id}")
+            else:
+                self._spawn(self._close_orphan_turn_on(c), f"orphan check connector {c.id}")
+        self._loops = [
+            asyncio.create_task(self._sample_loop(), name="meter sampling"),
+            asyncio.create_task(self._aligned_loop(), name="clock-aligned values"),
+            asyncio.create_task(self._health_loop(), name="meter health"),
+            asyncio.create_task(self._clock_loop(), name="meter clocks"),
+        ]
+        self._ready.set()
+
+    async def stop(self) -> None:
+        """Cancel every task the station owns; open sessions stay open in the store."""
+        for task in [*self._loops, *self._tasks]:
+            task.cancel()
+        for task in [*self._loops, *self._tasks]:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._loops.clear()
+        self._tasks.clear()
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+
+        def done(t: asyncio.Task[Any]) -> None:
+            self._tasks.discard(t)
+            if not t.cancelled() and t.exception() is not None:
+                log.error("%s failed: %r", name, t.exception(), exc_info=t.exception())
+
+        task.add_done_callback(done)
+        return task
+
+    async def idle(self) -> None:
+        """Wait until no session task is running (tests, reset)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    # ---- inputs from the charge controller / HMI ---------------------------------------
+
+    def connector(self, connector_id: int) -> Connector:
+        try:
+            return self.connectors[connector_id]
+        except KeyError:
+            raise ValueError(f"no connector {connector_id}") from None
+
+    def plug_in(self, connector_id: int) -> None:
+        c = self.connector(connector_id)
+        if c.plugged:
+            return
+        c.plugged = True
+        c.plugged_event.set()
+        log.info("connector %d: EV plugged in", c.id)
+        if c.tx is None and c.status is S.AVAILABLE:
+            c.sm.go(S.PREPARING)
+        elif c.tx is not None and c.status is S.SUSPENDED_EV:
+            c.sm.go(S.CHARGING)
+
+    def unplug(self, connector_id: int) -> None:
+        c = self.connector(connector_id)
+        if not c.plugged:
+            return
+        c.plugged = False
+        c.plugged_event.clear()
+        log.info("connector %d: EV unplugged", c.id)
+        if c.tx is not None:
+            if self.settings.flag("StopTransactionOnEVSideDisconnect"):
+                self._spawn(
+                    self._stop(c, StopReason.EV_DISCONNECTED, None), f"stop connector {c.id}"
+                )
+            else:
+                self._set_power(c, False)
+                c.sm.go(S.SUSPENDED_EV)
+        elif c.status in (S.PREPARING, S.FINISHING) and c.pending_id_tag is None:
+            c.sm.go(S.AVAILABLE)
+
+    async def present_id_tag(self, id_tag: str, connector_id: int | None = None) -> str:
+        """An RFID card or app at the station: stops its own session or starts one."""
+        for c in self.connectors.values():
+            if c.tx is not None and (
+                c.tx.id_tag == id_tag or (connector_id == c.id and connector_id is not None)
+            ):
+                if c.tx.id_tag != id_tag:
+                    decision = await self.authorizer.authorize(id_tag, self.is_online())
+                    if not decision.accepted:
+                        return f"rejected: {id_tag} may not stop this session"
+                self._spawn(self._stop(c, StopReason.LOCAL, id_tag), f"stop connector {c.id}")
+                return f"stopping session on connector {c.id}"
+        free = self._free_connector(connector_id)
+        if free is None:
+            return "rejected: no free connector"
+        c = free
+        decision = await self.authorizer.authorize(id_tag, self.is_online())
+        if not decision.accepted:
+            status = decision.info.status if decision.info else "unknown"
+            log.info("id tag %s not accepted (%s, %s)", id_tag, status, decision.source)
+            return f"rejected: {status}"
+        self._spawn(self._start(c, id_tag, "Authorized"), f"start connector {c.id}")
+        return f"accepted on connector {c.id} ({decision.source})"
+
+    def report_fault(self, connector_id: int, info: str) -> None:
+        c = self.connector(connector_id)
+        c.hardware_fault = info or "fault reported by the charge controller"
+        if c.tx is not None:
+            self._spawn(self._stop(c, StopReason.OTHER, None), f"stop connector {c.id}")
+        else:
+            c.sm.go(S.FAULTED, ErrorCode.OTHER_ERROR, c.hardware_fault[:50])
+
+    def clear_fault(self, connector_id: int) -> None:
+        c = self.connector(connector_id)
+        c.hardware_fault = None
+        if c.status is S.FAULTED and c.meter_fault is None and c.tx is None:
+            c.sm.go(self._idle_status(c))
+
+    # ---- inputs from the CSMS ----------------------------------------------------------
+
+    def remote_start(self, id_tag: str, connector_id: int | None) -> bool:
+        c = self._free_connector(connector_id)
+        if c is None:
+            return False
+        self._spawn(self._remote_start(c, id_tag), f"remote start connector {c.id}")
+        return True
+
+    async def _remote_start(self, c: Connector, id_tag: str) -> None:
+        decision: Decision = await self.authorizer.authorize_remote(id_tag, self.is_online())
+        if not decision.accepted:
+            log.info("remote start for %s not authorized", id_tag)
+            return
+        await self._start(c, id_tag, "RemoteStart")
+
+    def transaction_by_local_id(self, local_id: int) -> Connector | None:
+        for c in self.connectors.values():
+            if c.tx is not None and c.tx.local_id == local_id:
+                return c
+        return None
+
+    def stop_transaction(
+        self, connector_id: int, reason: StopReason, id_tag: str | None = None
+    ) -> bool:
+        c = self.connector(connector_id)
+        if c.tx is None:
+            return False
+        self._spawn(self._stop(c, reason, id_tag), f"stop connector {c.id}")
+        return True
+
+    async def change_availability(self, connector_id: int, operative: bool) -> str:
+        targets = (
+            list(self.connectors.values()) if connector_id == 0 else [self.connector(connector_id)]
+        )
+        scheduled = False
+        for c in targets:
+            await self.store.set_setting(
+                f"availability.{c.id}", "Operative" if operative else "Inoperative"
+            )
+            c.operative = operative
+            if not operative and c.tx is not None:
+                c.inoperative_scheduled = True
+                scheduled = True
+            elif not operative:
+                c.sm.go(S.UNAVAILABLE)
+            else:
+                c.inoperative_scheduled = False
+                if c.status is S.UNAVAILABLE:
+                    c.sm.go(self._idle_status(c))
+        return "Scheduled" if scheduled else "Accepted"
+
+    async def end_all(self, reason: StopReason) -> None:
+        """End every open session (reset, configured shutdown) and wait for the ends."""
+        stops = [
+            self._spawn(self._stop(c, reason, None), f"stop connector {c.id}")
+            for c in self.connectors.values()
+            if c.tx is not None
+        ]
+        for c in self.connectors.values():
+            c.pending_id_tag = None
+        if stops:
+            await asyncio.gather(*stops, return_exceptions=True)
+
+    async def deauthorized(self, local_id: int) -> None:
+        """The CSMS did not accept the id tag of a running session."""
+        c = self.transaction_by_local_id(local_id)
+        if c is not None and self.settings.flag("StopTransactionOnInvalidId"):
+            self._spawn(self._stop(c, StopReason.DEAUTHORIZED, None), f"stop connector {c.id}")
+        elif c is not None:
+            self._set_power(c, False)
+            c.sm.go(S.SUSPENDED_EVSE)
+
+    # ---- status for the control interface ----------------------------------------------
+
+    async def status(self) -> dict[str, Any]:
+        connectors = []
+        for c in self.connectors.values():
+            tx = None
+            if c.tx is not None:
+                tx = {
+                    "local_id": c.tx.local_id,
+                    "id_tag": c.tx.id_tag,
+                    "started_at": c.tx.started_at,
+                    "meter_start_wh": c.tx.meter_start_wh,
+                    "energy_wh": None
+                    if c.last_energy_wh is None
+                    else c.last_energy_wh - c.tx.meter_start_wh,
+                }
+            connectors.append(
+                {
+                    "id": c.id,
+                    "evse_id": c.config.evse_id,
+                    "status": c.status.value,
+                    "error_code": c.sm.error_code.value,
+                    "info": c.sm.info,
+                    "plugged": c.plugged,
+                    "load_released": c.load_released,
+                    "operative": c.operative,
+                    "meter_unit": c.meter.unit,
+                    "transaction": tx,
+                }
+            )
+        return {
+            "station": self.config.station.id,
+            "online": self.is_online(),
+            "outbox": await self.store.outbox_length(),
+            "failed_messages": len(await self.store.failed_messages()),
+            "connectors": connectors,
+        }
+
+    # ---- sessions ----------------------------------------------------------------------
+
+    def _free_connector(self, connector_id: int | None) -> Connector | None:
+        candidates = (
+            [self.connector(connector_id)] if connector_id else list(self.connectors.values())
+        )
+        for c in candidates:
+            if (
+                c.tx is None
+                and c.pending_id_tag is None
+                and c.operative
+                and c.status in (S.AVAILABLE, S.PREPARING)
+                and not c.lock.locked()
+            ):
+                return c
+        return None
+
+    def _idle_status(self, c: Connector) -> ConnectorStatus:
+        if not c.operative:
+            return S.UNAVAILABLE
+        return S.PREPARING if c.plugged else S.AVAILABLE
+
+    def _set_power(self, c: Connector, on: bool) -> None:
+        c.load_released = on
+        if c.meter.sim is not None:
+            c.meter.sim.set_power(c.config.ev.power_w if on else 0.0)
+
+    async def _start(self, c: Connector, id_tag: str, trigger: str) -> None:
+        async with c.lock:
+            if c.tx is not None or not c.operative or c.status is S.FAULTED:
+                return
+            c.pending_id_tag = id_tag
+            try:
+                if not await self._wait_for_ev(c):
+                    return
+                if c.status is not S.PREPARING:
+                    c.sm.go(S.PREPARING)
+                await self._begin(c, id_tag, trigger)
+            finally:
+                c.pending_id_tag = None
+
+    async def _wait_for_ev(self, c: Connector) -> bool:
+        if c.plugged:
+            return True
+        c.sm.go(S.PREPARING)
+        if c.meter.sim is not None:  # the simulated EV arrives when a session is requested
+            delay = c.config.ev.plug_in_delay
+            asyncio.get_running_loop().call_later(delay, self.plug_in, c.id)
+        timeout = self.settings.number("ConnectionTimeOut")
+        try:
+            await asyncio.wait_for(c.plugged_event.wait(), timeout)
+            return True
+        except TimeoutError:
+            log.info("connector %d: no EV within ConnectionTimeOut (%d s)", c.id, timeout)
+            if c.status is S.PREPARING and not c.plugged:
+                c.sm.go(S.AVAILABLE)
+            return False
+
+    async def pin_key(self, c: Connector) -> None:
+        """No key configured nor pinned yet: pin the one the meter shows (commissioning)."""
+        driver = c.meter.driver
+        if driver.pinned_key is not None:
+            return
+        key = await driver.public_key()
+        driver.pinned_key = key
+        await self.store.set_setting(f"meter.{c.id}.public_key", key.der_hex)
+        log.warning(
+            "connector %d: pinned the meter's public key ...%s at first contact; compare it "
+            "with the key on the meter's label",
+            c.id,
+            key.der_hex[-16:],
+        )
+
+    async def meter_ready(self, c: Connector) -> PublicKeyInfo:
+        """Fail with a MeterError unless this meter may sign billable values now."""
+        await self.pin_key(c)
+        key = await c.meter.driver.check_ready()
+        await c.meter.driver.ensure_identity()
+        return key
+
+    def _meter_fault(self, c: Connector, exc: MeterError) -> None:
+        c.meter_fault = f"{type(exc).__name__}: {exc}"
+        log.error("connector %d: meter fault: %s", c.id, c.meter_fault)
+        self._set_power(c, False)
+        c.sm.go(S.FAULTED, ErrorCode.POWER_METER_FAILURE, type(exc).__name__[:50])
+
+    async def _begin(self, c: Connector, id_tag: str, trigger: str) -> None:
+        driver = c.meter.driver
+        try:
+            key = await self.meter_ready(c)
+            meta = self.config.metadata.render(
+                id_tag=id_tag,
+                evse_id=c.config.evse_id,
+                connector_id=str(c.id),
+                station_id=self.config.station.id,
+            )
+            await driver.write_metadata(*meta)
+            signed_at = utc_now()
+            snap = await driver.take_snapshot(SnapshotKind.TURN_ON)
+        except MeterError as exc:
+            self._meter_fault(c, exc)
+            return
+        begin = _signed_value(snap, signed_at, key)
+        meter_start = begin["energy_wh"]
+        messages: list[tuple[str, dict[str, Any]]] = [
+            (
+                events.TRANSACTION_STARTED,
+                events.started(
+                    connector_id=c.id,
+                    evse_id=c.config.evse_id,
+                    id_tag=id_tag,
+                    timestamp=signed_at,
+                    meter_start_wh=meter_start,
+                    begin=begin,
+                    trigger=trigger,
+                ),
+            )
+        ]
+        if self.settings.items("StartTxnSampledData") and self.settings.flag(
+            "SampledDataSignStartedReadings"
+        ):
+            messages.append(
+                (
+                    events.TRANSACTION_BEGIN_SIGNED,
+                    events.begin_signed(connector_id=c.id, begin=begin),
+                )
+            )
+        local_id = await self.store.start_transaction(
+            connector_id=c.id,
+            evse_id=c.config.evse_id,
+            id_tag=id_tag,
+            meter_serial=snap.fields.ma1_text,
+            public_key_hex=key.der_hex,
+            started_at=signed_at,
+            meter_start_wh=meter_start,
+            begin_ocmf=snap.ocmf,
+            begin_fields=_fields_json(snap),
+            messages=messages,
+        )
+        c.tx = ActiveTransaction(
+            local_id, id_tag, signed_at, meter_start, begin, snap.fields.rcnt, snap.fields.ma1_text
+        )
+        c.last_energy_wh = meter_start
+        log.info(
+            "connector %d: session %d started for %s, meter start %d Wh (T%d)",
+            c.id,
+            local_id,
+            id_tag,
+            meter_start,
+            snap.fields.rcnt,
+        )
+        self.outbox_changed()
+        self._set_power(c, True)  # only now: the begin value is signed and stored
+        c.sm.go(S.CHARGING)
+
+    async def _stop(
+        self, c: Connector, reason: StopReason, id_tag: str | None, recovering: bool = False
+    ) -> None:
+        async with c.lock:
+            tx = c.tx
+            if tx is None:
+                return
+            self._set_power(c, False)
+            if c.plugged and c.status not in (S.FAULTED, S.FINISHING):
+                c.sm.go(S.FINISHING)
+            signed_at = utc_now()
+            end, unsigned = await self._end_snapshot(c, tx, recovering)
+            if end is not None:
+                end_value: events.SignedValue | None = _signed_value(
+                    end, signed_at, c.meter.driver.pinned_key
+                )
+                assert end_value is not None
+                meter_stop = end_value["energy_wh"]
+            else:
+                end_value = None
+                meter_stop = c.last_energy_wh if c.last_energy_wh is not None else tx.meter_start_wh
+            stop_samples: list[events.Sample] = []
+            if "Energy.Active.Import.Register" in self.settings.items("StopTxnSampledData"):
+                stop_samples.append(_energy_sample(meter_stop))
+            await self.store.end_transaction(
+                tx.local_id,
+                stopped_at=signed_at,
+                meter_stop_wh=meter_stop,
+                end_ocmf=end.ocmf if end is not None else None,
+                end_fields=_fields_json(end) if end is not None else None,
+                stop_reason=reason.value,
+                stop_id_tag=id_tag,
+                unsigned_end_reason=unsigned,
+                messages=[
+                    (
+                        events.TRANSACTION_ENDED,
+                        events.ended(
+                            connector_id=c.id,
+                            id_tag=id_tag,
+                            timestamp=signed_at,
+                            meter_stop_wh=meter_stop,
+                            reason=reason.value,
+                            begin=tx.begin,
+                            end=end_value,
+                            unsigned_reason=unsigned,
+                            stop_samples=stop_samples,
+                        ),
+                    )
+                ],
+            )
+            c.tx = None
+            log.info(
+                "connector %d: session %d ended (%s), meter stop %d Wh, %d Wh charged%s",
+                c.id,
+                tx.local_id,
+                reason,
+                meter_stop,
+                meter_stop - tx.meter_start_wh,
+                "" if unsigned is None else f", NO signed end value: {unsigned}",
+            )
+            self.outbox_changed()
+            if c.inoperative_scheduled:
+                c.inoperative_scheduled = False
+                c.operative = False
+            if c.hardware_fault is not None:
+                c.sm.go(S.FAULTED, ErrorCode.OTHER_ERROR, c.hardware_fault[:50])
+            elif c.meter_fault is not None or unsigned is not None:
+                c.sm.go(
+                    S.FAULTED, ErrorCode.POWER_METER_FAILURE, (c.meter_fault or unsigned or "")[:50]
+                )
+            elif not c.operative:
+                c.sm.go(S.UNAVAILABLE)
+            elif c.plugged:
+                c.sm.go(S.FINISHING)
+                if c.meter.sim is not None:  # the simulated EV drives off after its session
+                    asyncio.get_running_loop().call_later(
+                        c.config.ev.plug_in_delay, self.unplug, c.id
+                    )
+            else:
+                c.sm.go(S.AVAILABLE)
+
+    async def _paired_end(self, c: Connector, tx: ActiveTransaction) -> SignedSnapshot | None:
+        """A turn-off snapshot already on the meter that ends this session (RCnt + 1)."""
+        try:
+            last = await c.meter.driver.read_snapshot(SnapshotKind.TURN_OFF)
+        except MeterError:
+            return None
+        if last.fields.rcnt == tx.begin_rcnt + 1 and last.fields.ma1_text == tx.begin_ma1:
+            return last
+        return None
+
+    async def _end_snapshot(
+        self, c: Connector, tx: ActiveTransaction, recovering: bool
+    ) -> tuple[SignedSnapshot | None, str | None]:
+        driver = c.meter.driver
+        if recovering:
+            paired = await self._paired_end(c, tx)
+            if paired is not None:
+                log.info(
+                    "connector %d: the meter already holds the end of session %d (T%d)",
+                    c.id,
+                    tx.local_id,
+                    paired.fields.rcnt,
+                )
+                return paired, None
+        last_error = ""
+        for attempt in range(1, END_SNAPSHOT_ATTEMPTS + 1):
+            try:
+                await driver.ensure_identity()
+                return await driver.take_snapshot(SnapshotKind.TURN_OFF), None
+            except MeterEventsSet as exc:
+                snap: SignedSnapshot | None = getattr(exc, "snapshot", None)
+                c.meter_fault = str(exc)
+                if snap is not None:
+                    return snap, None
+                last_error = str(exc)
+            except MeterError as exc:
+                last_error = f"{type(exc).__name__}: {exc}"
+                log.warning(
+                    "connector %d: turn-off snapshot attempt %d failed: %s",
+                    c.id,
+                    attempt,
+                    last_error,
+                )
+                paired = await self._paired_end(c, tx)
+                if paired is not None:
+                    return paired, None
+                if exc.action is not Action.RETRY and attempt >= 2:
+                    break
+            await asyncio.sleep(END_SNAPSHOT_RETRY_S)
+        c.meter_fault = last_error
+        return None, last_error
+
+    async def _recover(self, c: Connector, row: TransactionRow) -> None:
+        """A session left open (power loss, crash): end it with the turn-off snapshot."""
+        log.warning(
+            "connector %d: session %d was left open: ending it (PowerLoss)", c.id, row.local_id
+        )
+        while True:
+            try:
+                await c.meter.driver.identity()
+                break
+            except MeterError as exc:
+                if exc.action is not Action.RETRY:
+                    break
+                c.sm.go(S.FAULTED, ErrorCode.POWER_METER_FAILURE, "meter unreachable")
+                log.error(
+                    "connector %d: meter unreachable, session %d waits for it: %s",
+                    c.id,
+                    row.local_id,
+                    exc,
+                )
+                await asyncio.sleep(RECOVERY_RETRY_S)
+        await self._stop(c, StopReason.POWER_LOSS, None, recovering=True)
+
+    async def _close_orphan_turn_on(self, c: Connector) -> None:
+        """A turn-on the meter signed but the store never kept (power lost while starting):
+        no load was released for it and no message names it; switch the meter off."""
+        try:
+            state = await c.meter.driver.transaction_state()
+            if state.open:
+                log.warning(
+                    "connector %d: meter shows a turn-on never stored (%s); "
+                    "closing it, nothing was billed",
+                    c.id,
+                    state.reason,
+                )
+                await c.meter.driver.identity()
+                await c.meter.driver.take_snapshot(SnapshotKind.TURN_OFF)
+        except MeterError as exc:
+            self._meter_fault(c, exc)
+
+    # ---- periodic work -----------------------------------------------------------------
+
+    async def _sample_connector(self, c: Connector) -> list[events.Sample]:
+        reading = await c.meter.driver.energy()
+        samples: list[events.Sample] = []
+        wanted = self.settings.items("MeterValuesSampledData")
+        if reading.total_wh is not None:
+            c.last_energy_wh = int(reading.total_wh)
+            if "Energy.Active.Import.Register" in wanted:
+                samples.append(_energy_sample(int(reading.total_wh)))
+        if reading.power_w is not None and "Power.Active.Import" in wanted:
+            samples.append(
+                {
+                    "measurand": "Power.Active.Import",
+                    "value": str(int(reading.power_w)),
+                    "unit": "W",
+                }
+            )
+        if c.tx is not None and c.load_released and c.plugged:
+            if reading.power_w is not None and reading.power_w <= 0 and c.status is S.CHARGING:
+                c.sm.go(S.SUSPENDED_EV)
+            elif reading.power_w and c.status is S.SUSPENDED_EV:
+                c.sm.go(S.CHARGING)
+        return samples
+
+    async def _sample_loop(self) -> None:
+        while True:
+            interval = self.settings.number("MeterValueSampleInterval")
+            await asyncio.sleep(interval if interval > 0 else 5)
+            if interval <= 0:
+                continue
+            for c in self.connectors.values():
+                if c.tx is None or c.lock.locked():
+                    continue
+                try:
+                    samples = await self._sample_connector(c)
+                except MeterError as exc:
+                    log.warning("connector %d: sampling failed: %s", c.id, exc)
+                    continue
+                if samples and c.tx is not None:
+                    await self.store.enqueue(
+                        events.TRANSACTION_METER_VALUES,
+                        events.meter_values(
+                            connector_id=c.id,
+                            timestamp=utc_now(),
+                            context="Sample.Periodic",
+                            samples=samples,
+                        ),
+                        local_tx_id=c.tx.local_id,
+                    )
+                    self.outbox_changed()
+
+    async def _aligned_loop(self) -> None:
+        while True:
+            interval = self.settings.number("ClockAlignedDataInterval")
+            if interval <= 0:
+                await asyncio.sleep(5)
+                continue
+            now = time.time()
+            await asyncio.sleep(interval - (now % interval))
+            for c in self.connectors.values():
+                try:
+                    reading = await c.meter.driver.energy()
+                except MeterError as exc:
+                    log.warning("connector %d: clock-aligned reading failed: %s", c.id, exc)
+                    continue
+                wanted = self.settings.items("MeterValuesAlignedData")
+                samples: list[events.Sample] = []
+                if reading.total_wh is not None and "Energy.Active.Import.Register" in wanted:
+                    samples.append(_energy_sample(int(reading.total_wh)))
+                if reading.power_w is not None and "Power.Active.Import" in wanted:
+                    samples.append(
+                        {
+                            "measurand": "Power.Active.Import",
+                            "value": str(int(reading.power_w)),
+                            "unit": "W",
+                        }
+                    )
+                if not samples:
+                    continue
+                if c.tx is not None:
+                    await self.store.enqueue(
+                        events.TRANSACTION_METER_VALUES,
+                        events.meter_values(
+                            connector_id=c.id,
+                            timestamp=utc_now(),
+                            context="Sample.Clock",
+                            samples=samples,
+                        ),
+                        local_tx_id=c.tx.local_id,
+                    )
+                    self.outbox_changed()
+                else:
+                    self.volatile_meter_values(c.id, "Sample.Clock", samples)
+
+    async def _health_loop(self) -> None:
+        """Bring a connector back once its meter is fit to sign again."""
+        while True:
+            await asyncio.sleep(METER_HEALTH_INTERVAL_S)
+            for c in self.connectors.values():
+                if c.meter_fault is None or c.tx is not None or c.lock.locked():
+                    continue
+                try:
+                    await self.meter_ready(c)
+                except MeterError as exc:
+                    log.debug("connector %d: meter still not ready: %s", c.id, exc)
+                    continue
+                log.info("connector %d: meter fit again (%s cleared)", c.id, c.meter_fault)
+                c.meter_fault = None
+                if c.hardware_fault is None and c.status is S.FAULTED:
+                    c.sm.go(self._idle_status(c))
+
+    async def keep_meter_clock(self, c: Connector) -> None:
+        """Set a meter's clock when it was never set, or when it drifted and the last set is
+        more than 24 h ago; never during a session (EpochSetCnt must match begin and end)."""
+        if c.tx is not None or c.lock.locked():
+            return
+        driver = c.meter.driver
+        clock = await driver.clock()
+        now = datetime.now(UTC).astimezone()
+        if clock.epoch is not None:
+            drift = abs(clock.epoch - now.timestamp())
+            since = clock.seconds_since_set
+            if drift < CLOCK_DRIFT_LIMIT_S or (since is not None and since < 24 * 3600):
+                return
+            log.warning("connector %d: meter clock off by %.0f s; setting it", c.id, drift)
+        async with c.lock:
+            if c.tx is None:
+                await driver.set_clock(now)
+                log.info("connector %d: meter clock set to %s", c.id, now.isoformat())
+
+    async def _clock_loop(self) -> None:
+        while True:
+            for c in self.connectors.values():
+                try:
+                    await self.keep_meter_clock(c)
+                except MeterError as exc:
+                    log.warning("connector %d: meter clock not checked: %s", c.id, exc)
+            await asyncio.sleep(CLOCK_CHECK_INTERVAL_S)
+
+    async def read_meter(self, connector_id: int) -> list[events.Sample]:
+        """A fresh reading (TriggerMessage MeterValues)."""
+        return await self._sample_connector(self.connector(connector_id))
+
+
+def _active_from_row(row: TransactionRow) -> ActiveTransaction:
+    fields = json.loads(row.begin_fields)
+    begin: events.SignedValue = {
+        "ocmf": row.begin_ocmf,
+        "timestamp": row.started_at,
+        "energy_wh": row.meter_start_wh,
+        "public_key_hex": row.public_key_hex,
+    }
+    return ActiveTransaction(
+        row.local_id,
+        row.id_tag,
+        row.started_at,
+        row.meter_start_wh,
+        begin,
+        int(fields["rcnt"]),
+        row.meter_serial,
+    )
+
+
+def _energy_sample(wh: int) -> events.Sample:
+    return {"measurand": "Energy.Active.Import.Register", "value": str(wh), "unit": "Wh"}
+
+
+def _signed_value(
+    snap: SignedSnapshot, signed_at: str, key: PublicKeyInfo | None
+) -> events.SignedValue:
+    total = snap.fields.total_energy_wh
+    return {
+        "ocmf": snap.ocmf,
+        "timestamp": signed_at,
+        "energy_wh": int(total) if total is not None else 0,
+        "public_key_hex": key.der_hex if key is not None else "",
+    }
+
+
+def _fields_json(snap: SignedSnapshot) -> str:
+    data = {k: (v.hex() if isinstance(v, bytes) else v) for k, v in asdict(snap.fields).items()}
+    data["signature"] = snap.signature.hex()
+    data["read_at"] = datetime.now(UTC).isoformat()
+    return json.dumps(data, sort_keys=True)

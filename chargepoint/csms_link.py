@@ -1,0 +1,92 @@
+"""The websocket to the CSMS: URL, OCPP security profiles 0-3, backoff with jitter.
+
+Profile 0: ws, no authentication (test benches only). 1: ws + HTTP Basic auth.
+2: wss (TLS 1.2+, server certificate checked) + Basic auth. 3: wss + TLS client certificate.
+Basic auth user is the station identity, the password comes from the config's secret.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import random
+import ssl
+from dataclasses import dataclass
+from urllib.parse import quote
+
+from websockets.asyncio.client import ClientConnection, connect
+
+from chargepoint.config import CsmsConfig
+
+log = logging.getLogger("chargepoint.csms")
+
+
+class CsmsLinkError(Exception):
+    """The CSMS could not be reached or refused the connection; retry later."""
+
+
+def station_url(base: str, station_id: str) -> str:
+    """OCPP-J: the station identity is the last path segment of the URL."""
+    return base.rstrip("/") + "/" + quote(station_id, safe="*-_=:+|@.")
+
+
+def tls_context(cfg: CsmsConfig) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(
+        ssl.Purpose.SERVER_AUTH, cafile=str(cfg.ca_file) if cfg.ca_file else None
+    )
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.check_hostname = True
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    if cfg.security_profile == 3:
+        assert cfg.client_cert is not None and cfg.client_key is not None
+        ctx.load_cert_chain(str(cfg.client_cert), str(cfg.client_key))
+    return ctx
+
+
+@dataclass
+class Backoff:
+    """Exponential backoff with full jitter between min and max delay."""
+
+    minimum: float
+    maximum: float
+    failures: int = 0
+
+    def next_delay(self) -> float:
+        ceiling = min(self.maximum, self.minimum * (2 ** min(self.failures, 16)))
+        self.failures += 1
+        return random.uniform(self.minimum, max(self.minimum, ceiling))
+
+    def reset(self) -> None:
+        self.failures = 0
+
+
+async def open_link(
+    cfg: CsmsConfig, station_id: str, subprotocol: str, ping_interval: float | None
+) -> ClientConnection:
+    """Open the websocket and check the negotiated subprotocol."""
+    url = station_url(cfg.url, station_id)
+    headers: dict[str, str] = {}
+    if cfg.security_profile in (1, 2):
+        assert cfg.password is not None
+        token = base64.b64encode(f"{station_id}:{cfg.password.resolve()}".encode()).decode()
+        headers["Authorization"] = f"Basic {token}"
+    ssl_ctx = tls_context(cfg) if cfg.security_profile in (2, 3) else None
+    try:
+        ws = await connect(
+            url,
+            subprotocols=[subprotocol],  # type: ignore[list-item]
+            additional_headers=headers,
+            ssl=ssl_ctx,
+            ping_interval=ping_interval,
+            ping_timeout=ping_interval,
+            open_timeout=cfg.call_timeout,
+            proxy=None,
+            max_size=2**20,
+        )
+    except Exception as exc:
+        raise CsmsLinkError(f"{url}: {type(exc).__name__}: {exc}") from exc
+    if ws.subprotocol != subprotocol:
+        await ws.close()
+        raise CsmsLinkError(f"{url}: CSMS did not accept subprotocol {subprotocol}")
+    log.info("connected to %s (%s, security profile %d)", url, subprotocol, cfg.security_profile)
+    return ws

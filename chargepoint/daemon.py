@@ -1,0 +1,121 @@
+"""The daemon's lifecycle: store, meters, transaction core, OCPP adapter, control interface.
+
+Every task is owned here and cancelled on shutdown; open sessions stay in the store and are
+ended with their turn-off snapshot (reason PowerLoss) when the daemon next starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable
+from pathlib import Path
+
+from chargepoint.config import StationConfig
+from chargepoint.control import ControlAddress, ControlServer
+from chargepoint.core.auth import Authorizer, IdTagInfo
+from chargepoint.core.meters import ConnectorMeter, MeterFleet
+from chargepoint.core.settings import Settings, station_specs
+from chargepoint.core.station import Station
+from chargepoint.ocpp16 import messages as m16
+from chargepoint.ocpp16.adapter import Ocpp16Adapter
+from chargepoint.store import AsyncStore
+from meter.errors import MeterError
+
+log = logging.getLogger("chargepoint.daemon")
+
+STORE_FILE = "chargepoint.sqlite"
+SETTING_PREFIX = "ocpp."
+
+
+class UnsupportedVersion(Exception):
+    pass
+
+
+async def _offline(_: str) -> IdTagInfo | None:
+    return None
+
+
+def _meter_key_reader(meter: ConnectorMeter) -> Callable[[], str]:
+    def read() -> str:
+        key = meter.driver.pinned_key
+        return m16.oca_public_key(key.der_hex if key is not None else "")
+
+    return read
+
+
+class Daemon:
+    def __init__(self, config: StationConfig) -> None:
+        self.config = config
+        self.state_dir = Path(config.store.state_dir)
+        self.stopping = asyncio.Event()
+        self.store: AsyncStore | None = None
+        self.fleet: MeterFleet | None = None
+        self.station: Station | None = None
+        self.adapter: Ocpp16Adapter | None = None
+        self.control: ControlServer | None = None
+        self._adapter_task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        cfg = self.config
+        if cfg.csms.ocpp_version != "1.6":
+            raise UnsupportedVersion(f"OCPP {cfg.csms.ocpp_version} is not available yet")
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        store = await AsyncStore.open(self.state_dir / STORE_FILE, cfg.station.id)
+        self.store = store
+        fleet = MeterFleet(cfg, self.state_dir)
+        self.fleet = fleet
+        await fleet.start()
+        await fleet.pin_keys(store)
+        stored = {
+            k[len(SETTING_PREFIX) :]: v for k, v in (await store.settings(SETTING_PREFIX)).items()
+        }
+
+        async def persist(key: str, value: str) -> None:
+            await store.set_setting(SETTING_PREFIX + key, value)
+
+        settings = Settings(station_specs(cfg.ocpp, len(cfg.connectors)), stored, persist)
+        for cid, meter in fleet.meters.items():
+            settings.dynamic[f"MeterPublicKey{cid}"] = _meter_key_reader(meter)
+        authorizer = Authorizer(settings, store, _offline)
+        station = Station(cfg, store, settings, fleet, authorizer)
+        self.station = station
+        for c in station.connectors.values():  # identities for BootNotification, best effort
+            with contextlib.suppress(MeterError):
+                await c.meter.driver.identity()
+        self.adapter = Ocpp16Adapter(cfg, station, settings, store, authorizer)
+        self.control = ControlServer(station, ControlAddress(cfg.control.listen, self.state_dir))
+        await self.control.start()
+        await station.start()
+        self._adapter_task = asyncio.create_task(self.adapter.run(), name="ocpp 1.6 adapter")
+        log.info("station %s running with %d connectors", cfg.station.id, len(cfg.connectors))
+
+    async def stop(self) -> None:
+        if self.adapter is not None:
+            await self.adapter.stop()
+        if self._adapter_task is not None:
+            self._adapter_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._adapter_task
+        if self.station is not None:
+            await self.station.stop()
+        if self.control is not None:
+            await self.control.stop()
+        if self.fleet is not None:
+            await self.fleet.stop()
+        if self.store is not None:
+            await self.store.close()
+        log.info("stopped")
+
+    async def run_until_signalled(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.stopping.set)
+        try:
+            await self.start()
+            await self.stopping.wait()
+            log.info("shutdown requested")
+        finally:
+            await self.stop()

@@ -1,0 +1,567 @@
+"""OCPP 1.6J adapter over the version-free core: connection, boot, handlers, outbox sender."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from dataclasses import asdict, is_dataclass
+from typing import Any
+
+from ocpp.charge_point import camel_to_snake_case, snake_to_camel_case
+from ocpp.exceptions import OCPPError
+from ocpp.messages import unpack
+from ocpp.routing import after, on
+from ocpp.v16 import ChargePoint as LibChargePoint
+from ocpp.v16 import call, call_result
+from ocpp.v16.enums import Action
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
+
+from chargepoint import __version__
+from chargepoint.config import StationConfig
+from chargepoint.core import events
+from chargepoint.core.auth import Authorizer, AuthStatus, IdTagInfo
+from chargepoint.core.settings import SetResult, Settings
+from chargepoint.core.station import Station, StopReason
+from chargepoint.core.status import StatusReport
+from chargepoint.csms_link import Backoff, CsmsLinkError, open_link
+from chargepoint.ocpp16 import messages as m
+from chargepoint.store import AsyncStore, OutboxMessage, utc_now
+
+log = logging.getLogger("chargepoint.ocpp")
+SUBPROTOCOL = "ocpp1.6"
+# 1.6 spells the generic JSON error "FormationViolation"; the library uses 2.0.1's name.
+_ERROR_CODE_16 = {"FormatViolation": "FormationViolation"}
+
+
+class CsmsCallError(Exception):
+    """The CSMS answered a CALL with a CALLERROR."""
+
+    def __init__(self, code: str, description: str) -> None:
+        self.code = code
+        self.description = description
+        super().__init__(f"{code}: {description}")
+
+
+def _as_dict(result: Any) -> dict[str, Any]:
+    if result is None:
+        return {}
+    raw = asdict(result) if is_dataclass(result) and not isinstance(result, type) else dict(result)
+    converted: dict[str, Any] = snake_to_camel_case({k: v for k, v in raw.items() if v is not None})
+    return converted
+
+
+def _id_tag_info(raw: dict[str, Any] | None) -> IdTagInfo | None:
+    if not raw:
+        return None
+    try:
+        status = AuthStatus(raw.get("status", "Invalid"))
+    except ValueError:
+        status = AuthStatus.INVALID
+    return IdTagInfo(status, raw.get("expiryDate"), raw.get("parentIdTag"))
+
+
+class StationChargePoint(LibChargePoint):  # type: ignore[misc]
+    """The station's side of one websocket session (handlers for CSMS calls)."""
+
+    def __init__(self, station_id: str, ws: ClientConnection, adapter: Ocpp16Adapter) -> None:
+        super().__init__(station_id, ws, response_timeout=adapter.config.csms.call_timeout)
+        self.adapter = adapter
+
+    async def route_message(self, raw_msg: str) -> None:
+        """Answer frames that are not OCPP-J with a CALLERROR and keep the connection."""
+        try:
+            unpack(raw_msg)
+        except OCPPError as exc:
+            unique_id = "-1"
+            with contextlib.suppress(ValueError, TypeError, IndexError):
+                parsed = json.loads(raw_msg)
+                if isinstance(parsed, list) and isinstance(parsed[1], str | int):
+                    unique_id = str(parsed[1])
+            code = _ERROR_CODE_16.get(exc.code, exc.code)
+            log.warning("bad frame from the CSMS (%s): %.200s", code, raw_msg)
+            reply = json.dumps([4, unique_id, code, str(exc.description or code), {}])
+            await self._send(reply)
+            return
+        parsed_msg = json.loads(raw_msg)
+        if parsed_msg[0] == 2:
+            log.info("<- %s %s", parsed_msg[2], json.dumps(parsed_msg[3])[:400])
+        await super().route_message(raw_msg)
+
+    async def _send(self, message: str) -> None:
+        await self._connection.send(message)
+
+    # ---- CSMS -> station ---------------------------------------------------------------
+
+    @on(Action.remote_start_transaction)
+    def on_remote_start(
+        self, id_tag: str, connector_id: int | None = None, charging_profile: Any = None
+    ) -> call_result.RemoteStartTransaction:
+        station = self.adapter.station
+        if connector_id is not None and connector_id not in station.connectors:
+            return call_result.RemoteStartTransaction(status="Rejected")
+        ok = station.remote_start(id_tag, connector_id)
+        return call_result.RemoteStartTransaction(status="Accepted" if ok else "Rejected")
+
+    @on(Action.remote_stop_transaction)
+    def on_remote_stop(self, transaction_id: int) -> call_result.RemoteStopTransaction:
+        local_id = self.adapter.local_id_for(transaction_id)
+        station = self.adapter.station
+        c = station.transaction_by_local_id(local_id) if local_id is not None else None
+        if c is None:
+            return call_result.RemoteStopTransaction(status="Rejected")
+        station.stop_transaction(c.id, StopReason.REMOTE)
+        return call_result.RemoteStopTransaction(status="Accepted")
+
+    @on(Action.change_configuration)
+    async def on_change_configuration(
+        self, key: str, value: str
+    ) -> call_result.ChangeConfiguration:
+        result, why = await self.adapter.settings.change(key, value)
+        if result is not SetResult.ACCEPTED:
+            log.info("ChangeConfiguration %s=%s: %s (%s)", key, value, result, why)
+        return call_result.ChangeConfiguration(status=result.value)
+
+    @on(Action.get_configuration)
+    def on_get_configuration(self, key: list[str] | None = None) -> call_result.GetConfiguration:
+        settings = self.adapter.settings
+        wanted = key if key else settings.keys()
+        known = [k for k in wanted if settings.known(k)]
+        unknown = [k for k in wanted if not settings.known(k)]
+        return call_result.GetConfiguration(
+            configuration_key=[
+                {"key": k, "readonly": settings.readonly(k), "value": settings.raw(k)[:500]}
+                for k in known
+            ],
+            unknown_key=unknown or None,
+        )
+
+    @on(Action.change_availability)
+    async def on_change_availability(
+        self,
+        connector_id: int,
+        type: str,
+    ) -> call_result.ChangeAvailability:
+        station = self.adapter.station
+        if connector_id != 0 and connector_id not in station.connectors:
+            return call_result.ChangeAvailability(status="Rejected")
+        status = await station.change_availability(connector_id, type == "Operative")
+        return call_result.ChangeAvailability(status=status)
+
+    @on(Action.reset)
+    def on_reset(self, type: str) -> call_result.Reset:
+        return call_result.Reset(status="Accepted")
+
+    @after(Action.reset)
+    async def after_reset(self, type: str) -> None:
+        await self.adapter.reset(hard=type == "Hard")
+
+    @on(Action.unlock_connector)
+    def on_unlock_connector(self, connector_id: int) -> call_result.UnlockConnector:
+        station = self.adapter.station
+        if connector_id not in station.connectors:
+            return call_result.UnlockConnector(status="NotSupported")
+        station.stop_transaction(connector_id, StopReason.UNLOCK_COMMAND)
+        return call_result.UnlockConnector(status="Unlocked")
+
+    @on(Action.data_transfer)
+    def on_data_transfer(
+        self, vendor_id: str, message_id: str | None = None, data: str | None = None
+    ) -> call_result.DataTransfer:
+        return call_result.DataTransfer(status="UnknownVendorId")
+
+    @on(Action.clear_cache)
+    async def on_clear_cache(self) -> call_result.ClearCache:
+        await self.adapter.authorizer.clear()
+        return call_result.ClearCache(status="Accepted")
+
+    @on(Action.trigger_message)
+    def on_trigger_message(
+        self, requested_message: str, connector_id: int | None = None
+    ) -> call_result.TriggerMessage:
+        supported = {
+            "BootNotification",
+            "Heartbeat",
+            "MeterValues",
+            "StatusNotification",
+            "DiagnosticsStatusNotification",
+            "FirmwareStatusNotification",
+        }
+        if requested_message not in supported:
+            return call_result.TriggerMessage(status="NotImplemented")
+        if (
+            connector_id is not None
+            and connector_id != 0
+            and (connector_id not in self.adapter.station.connectors)
+        ):
+            return call_result.TriggerMessage(status="Rejected")
+        return call_result.TriggerMessage(status="Accepted")
+
+    @after(Action.trigger_message)
+    async def after_trigger_message(
+        self, requested_message: str, connector_id: int | None = None
+    ) -> None:
+        await self.adapter.triggered(requested_message, connector_id)
+
+
+class Ocpp16Adapter:
+    """Keeps the CSMS session alive and drains the durable outbox in order."""
+
+    def __init__(
+        self,
+        config: StationConfig,
+        station: Station,
+        settings: Settings,
+        store: AsyncStore,
+        authorizer: Authorizer,
+    ) -> None:
+        self.config = config
+        self.station = station
+        self.settings = settings
+        self.store = store
+        self.authorizer = authorizer
+        self.cp: StationChargePoint | None = None
+        self.ws: ClientConnection | None = None
+        self.accepted = asyncio.Event()
+        self._outbox_event = asyncio.Event()
+        self._volatile: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
+        self._csms_ids: dict[int, int] = {}
+        self._key_sent: set[int] = set()
+        self._stopping = False
+        self._heartbeat_interval = settings.number("HeartbeatInterval")
+        self.last_boot_status = ""
+        station.is_online = self.accepted.is_set
+        station.outbox_changed = self._outbox_event.set
+        station.volatile_meter_values = self._volatile_meter_values
+        station.subscribe_status(self._on_status)
+        settings.subscribe(self._on_setting)
+        authorizer.online = self.authorize_online
+
+    # ---- bookkeeping -------------------------------------------------------------------
+
+    def local_id_for(self, csms_transaction_id: int) -> int | None:
+        return self._csms_ids.get(csms_transaction_id)
+
+    async def load_transaction_ids(self) -> None:
+        for row in await self.store.open_transactions():
+            if row.csms_transaction_id is not None:
+                self._csms_ids[row.csms_transaction_id] = row.local_id
+
+    def _on_setting(self, key: str, value: str) -> None:
+        if key == "HeartbeatInterval":
+            self._heartbeat_interval = int(value)
+
+    def _on_status(self, report: StatusReport) -> None:
+        self._volatile.put_nowait(("StatusNotification", self._status_payload(report)))
+        self._outbox_event.set()
+
+    @staticmethod
+    def _status_payload(report: StatusReport) -> dict[str, Any]:
+        payload: dict[str, Any] = {
+            "connectorId": report.connector_id,
+            "errorCode": report.error_code.value,
+            "status": report.status.value,
+            "timestamp": utc_now(),
+        }
+        if report.info:
+            payload["info"] = report.info[:50]
+        return payload
+
+    def _volatile_meter_values(
+        self, connector_id: int, context: str, samples: list[events.Sample]
+    ) -> None:
+        payload = m.meter_values(
+            events.meter_values(
+                connector_id=connector_id, timestamp=utc_now(), context=context, samples=samples
+            ),
+            None,
+        )
+        self._volatile.put_nowait(("MeterValues", payload))
+        self._outbox_event.set()
+
+    # ---- calls -------------------------------------------------------------------------
+
+    async def send(self, action: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """One CALL; CsmsCallError on CALLERROR, TimeoutError, ConnectionClosed."""
+        cp = self.cp
+        if cp is None:
+            raise ConnectionError("not connected to the CSMS")
+        request = getattr(call, action)(**camel_to_snake_case(payload))
+        log.info("-> %s %s", action, json.dumps(payload)[:400])
+        started = time.monotonic()
+        try:
+            result = await cp.call(request, suppress=False)
+        except OCPPError as exc:
+            log.warning("<- %s CALLERROR %s: %s", action, exc.code, exc.description)
+            raise CsmsCallError(exc.code, str(exc.description)) from exc
+        answer = _as_dict(result)
+        log.info(
+            "<- %s result in %.0f ms %s",
+            action,
+            (time.monotonic() - started) * 1000,
+            json.dumps(answer)[:200],
+        )
+        return answer
+
+    async def authorize_online(self, id_tag: str) -> IdTagInfo | None:
+        if not self.accepted.is_set():
+            return None
+        try:
+            answer = await self.send("Authorize", {"idTag": id_tag})
+        except (CsmsCallError, TimeoutError, ConnectionError, ConnectionClosed) as exc:
+            log.warning("Authorize for %s failed: %s", id_tag, exc)
+            return None
+        return _id_tag_info(answer.get("idTagInfo"))
+
+    # ---- connection lifecycle ----------------------------------------------------------
+
+    async def run(self) -> None:
+        backoff = Backoff(
+            self.config.csms.reconnect_min_delay, self.config.csms.reconnect_max_delay
+        )
+        await self.load_transaction_ids()
+        while not self._stopping:
+            try:
+                ping = self.settings.number("WebSocketPingInterval")
+                ws = await open_link(
+                    self.config.csms,
+                    self.config.station.id,
+                    SUBPROTOCOL,
+                    ping if ping > 0 else None,
+                )
+            except CsmsLinkError as exc:
+                delay = backoff.next_delay()
+                log.warning("CSMS unreachable (%s); retrying in %.1f s", exc, delay)
+                await asyncio.sleep(delay)
+                continue
+            backoff.reset()
+            await self._session(ws)
+            if not self._stopping:
+                delay = backoff.next_delay()
+                log.warning("CSMS connection lost; reconnecting in %.1f s", delay)
+                await asyncio.sleep(delay)
+
+    async def _session(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self.cp = StationChargePoint(self.config.station.id, ws, self)
+        reader = asyncio.create_task(self.cp.start(), name="ocpp reader")
+        worker = asyncio.create_task(self._work(), name="ocpp session")
+        try:
+            await asyncio.wait({reader, worker}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self.accepted.clear()
+            for task in (reader, worker):
+                task.cancel()
+            for task in (reader, worker):
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            with contextlib.suppress(Exception):
+                await ws.close()
+            self.cp = None
+            self.ws = None
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self.ws is not None:
+            with contextlib.suppress(Exception):
+                await self.ws.close()
+
+    async def _work(self) -> None:
+        await self._boot()
+        for report in self.station.status_reports():
+            self._on_status(report)
+        self._volatile.put_nowait(
+            (
+                "StatusNotification",
+                {
+                    "connectorId": 0,
+                    "errorCode": "NoError",
+                    "status": "Available",
+                    "timestamp": utc_now(),
+                },
+            )
+        )
+        heartbeat = asyncio.create_task(self._heartbeats(), name="heartbeat")
+        try:
+            await self._drain_forever()
+        finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+
+    async def _boot(self) -> None:
+        """BootNotification until Accepted; nothing else is sent before (Pending/Rejected)."""
+        first_meter = self.station.connectors[min(self.station.connectors)].meter
+        payload: dict[str, Any] = {
+            "chargePointVendor": self.config.station.vendor,
+            "chargePointModel": self.config.station.model,
+            "firmwareVersion": __version__,
+            "meterType": "BSM-WS36A",
+        }
+        if self.config.station.serial:
+            payload["chargePointSerialNumber"] = self.config.station.serial
+        identity = first_meter.driver.cached_identity
+        if identity is not None:
+            payload["meterSerialNumber"] = identity.meter_address
+        while True:
+            answer = await self.send("BootNotification", payload)
+            status = str(answer.get("status"))
+            self.last_boot_status = status
+            interval = int(answer.get("interval", 0))
+            if status == "Accepted":
+                if interval > 0:
+                    self._heartbeat_interval = interval
+                    await self.settings.change("HeartbeatInterval", str(interval))
+                log.info("boot accepted by the CSMS (heartbeat %d s)", self._heartbeat_interval)
+                self.accepted.set()
+                return
+            wait = interval if interval > 0 else 60
+            log.warning("boot %s by the CSMS; trying again in %d s", status, wait)
+            await asyncio.sleep(wait)
+
+    async def _heartbeats(self) -> None:
+        while True:
+            await asyncio.sleep(
+                max(self._heartbeat_interval, 1) if self._heartbeat_interval else 60
+            )
+            if self._heartbeat_interval <= 0:
+                continue
+            self._volatile.put_nowait(("Heartbeat", {}))
+            self._outbox_event.set()
+
+    # ---- the sender --------------------------------------------------------------------
+
+    async def _drain_forever(self) -> None:
+        while True:
+            self._outbox_event.clear()
+            message = await self.store.next_pending()
+            if message is not None:
+                await self._send_durable(message)
+                continue
+            if not self._volatile.empty():
+                action, payload = self._volatile.get_nowait()
+                with contextlib.suppress(CsmsCallError, TimeoutError):
+                    await self.send(action, payload)
+                continue
+            await self._outbox_event.wait()
+
+    async def _send_durable(self, message: OutboxMessage) -> None:
+        built = await self._build(message)
+        if built is None:
+            return
+        action, payload = built
+        try:
+            answer = await self.send(action, payload)
+        except (CsmsCallError, TimeoutError) as exc:
+            attempts = await self.store.record_attempt(message.seq, str(exc))
+            limit = self.settings.number("TransactionMessageAttempts")
+            if attempts >= limit:
+                log.error(
+                    "%s (outbox #%d) failed %d times; kept and flagged: %s",
+                    action,
+                    message.seq,
+                    attempts,
+                    exc,
+                )
+                await self.store.mark_failed(message.seq, str(exc))
+            else:
+                await asyncio.sleep(
+                    self.settings.number("TransactionMessageRetryInterval") * attempts
+                )
+            return
+        await self._handle_answer(message, action, answer)
+        await self.store.mark_sent(message.seq, response=answer)
+
+    async def _build(self, message: OutboxMessage) -> tuple[str, dict[str, Any]] | None:
+        data = message.data
+        kind = message.kind
+        if kind == events.TRANSACTION_STARTED:
+            return "StartTransaction", m.start_transaction(data)
+        local_id = message.local_tx_id
+        row = await self.store.transaction(local_id) if local_id is not None else None
+        tx_id = row.csms_transaction_id if row is not None else None
+        if tx_id is None:
+            reason = "its StartTransaction was never accepted by the CSMS"
+            log.error("outbox #%d (%s) cannot be sent: %s", message.seq, kind, reason)
+            await self.store.mark_failed(message.seq, reason)
+            return None
+        value_format = self.config.csms.signed_value_format
+        key_mode = self.settings.raw("PublicKeyWithSignedMeterValue")
+        if kind == events.TRANSACTION_BEGIN_SIGNED:
+            with_key = key_mode != "Never"
+            assert local_id is not None
+            if with_key:
+                self._key_sent.add(local_id)
+            return "MeterValues", m.begin_signed_meter_values(data, tx_id, with_key, value_format)
+        if kind == events.TRANSACTION_METER_VALUES:
+            return "MeterValues", m.meter_values(data, tx_id)
+        if kind == events.TRANSACTION_ENDED:
+            assert local_id is not None
+            return "StopTransaction", m.stop_transaction(
+                data,
+                tx_id,
+                sign_readings=self.settings.flag("SampledDataSignReadings"),
+                key_mode=key_mode,
+                key_already_sent=local_id in self._key_sent,
+                value_format=value_format,
+            )
+        log.error("outbox #%d: unknown event kind %s; flagged", message.seq, kind)
+        await self.store.mark_failed(message.seq, f"unknown event kind {kind}")
+        return None
+
+    async def _handle_answer(
+        self, message: OutboxMessage, action: str, answer: dict[str, Any]
+    ) -> None:
+        if action == "StartTransaction" and message.local_tx_id is not None:
+            tx_id = int(answer["transactionId"])
+            await self.store.set_csms_transaction_id(message.local_tx_id, tx_id)
+            self._csms_ids[tx_id] = message.local_tx_id
+            info = _id_tag_info(answer.get("idTagInfo"))
+            if info is not None:
+                await self.authorizer.remember(str(message.data["id_tag"]), info)
+                if info.status is not AuthStatus.ACCEPTED:
+                    log.warning("CSMS answered StartTransaction %d with %s", tx_id, info.status)
+                    await self.station.deauthorized(message.local_tx_id)
+        elif action == "StopTransaction":
+            info = _id_tag_info(answer.get("idTagInfo"))
+            id_tag = message.data.get("id_tag")
+            if info is not None and id_tag:
+                await self.authorizer.remember(str(id_tag), info)
+
+    # ---- TriggerMessage / Reset ----------------------------------------------------------
+
+    async def triggered(self, requested: str, connector_id: int | None) -> None:
+        targets = [connector_id] if connector_id else sorted(self.station.connectors)
+        if requested == "BootNotification":
+            self.accepted.clear()
+            await self._boot()
+        elif requested == "Heartbeat":
+            self._volatile.put_nowait(("Heartbeat", {}))
+        elif requested == "StatusNotification":
+            for report in self.station.status_reports():
+                if report.connector_id in targets:
+                    self._on_status(report)
+        elif requested == "MeterValues":
+            for cid in targets:
+                try:
+                    samples = await self.station.read_meter(cid)
+                except Exception as exc:
+                    log.warning("triggered MeterValues for connector %d failed: %s", cid, exc)
+                    continue
+                self._volatile_meter_values(cid, "Trigger", samples)
+        elif requested == "DiagnosticsStatusNotification":
+            self._volatile.put_nowait(("DiagnosticsStatusNotification", {"status": "Idle"}))
+        elif requested == "FirmwareStatusNotification":
+            self._volatile.put_nowait(("FirmwareStatusNotification", {"status": "Idle"}))
+        self._outbox_event.set()
+
+    async def reset(self, hard: bool) -> None:
+        """End every session (signed), then start a new OCPP session with a fresh boot."""
+        log.warning("%s reset requested by the CSMS", "hard" if hard else "soft")
+        await self.station.end_all(StopReason.HARD_RESET if hard else StopReason.SOFT_RESET)
+        ws = self.ws
+        if ws is not None:
+            await ws.close()
