@@ -1,18 +1,32 @@
 """One owner of a Modbus bus: serialises every exchange, maps failures to typed errors,
-and counts what went over the wire."""
+and counts what went over the wire.
+
+A reply must answer its request: same unit, function code, register count (reads) or
+address and count (writes); anything else is `MeterReplyInvalid`. After a request that got
+no matching reply (timeout, mismatch, or a caller cancelled while waiting) the link is
+closed and reopened before the next request: RTU frames carry no transaction id, and a
+late reply would otherwise be taken as the answer to the next request. Modbus TCP is
+reopened the same way, so a late reply cannot fail the next request on a transaction id.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from pymodbus.client.base import ModbusBaseClient
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
+from pymodbus.pdu import ModbusPDU
 
 from meter import wiretime
-from meter.errors import MeterConnectionError, MeterNoReply, ModbusExceptionReply
+from meter.errors import (
+    MeterConnectionError,
+    MeterNoReply,
+    MeterReplyInvalid,
+    ModbusExceptionReply,
+)
 from meter.link import LinkSettings, make_client, parse_link_url
 
 log = logging.getLogger("chargepoint.meter.bus")
@@ -54,6 +68,7 @@ class ModbusBus:
         self.stats = BusStatistics()
         self._client: ModbusBaseClient | None = None
         self._lock = asyncio.Lock()
+        self._in_doubt = False  # a request went out whose reply may still arrive
 
     @classmethod
     def from_url(cls, url: str, request_timeout: float = DEFAULT_REQUEST_TIMEOUT) -> ModbusBus:
@@ -85,60 +100,100 @@ class ModbusBus:
         if self._client is not None:
             self._client.close()
             self._client = None
+        self._in_doubt = False
 
     async def _client_ready(self) -> ModbusBaseClient:
+        if self._client is not None and self._in_doubt:
+            # The last request got no (or no matching) reply, or its caller gave up: its
+            # reply may still arrive. RTU frames carry no transaction id, so a late reply
+            # would be taken as the answer to the next request. A new connection drops it.
+            log.info(
+                "meter bus %s: reopening after an unanswered request", self.settings.describe()
+            )
+            self.close()
         if self._client is None or not self._client.connected:
             self.close()
             await self.connect()
         assert self._client is not None
         return self._client
 
+    async def _exchange(
+        self, unit: int, what: str, call: Callable[[ModbusBaseClient], Awaitable[ModbusPDU]]
+    ) -> ModbusPDU:
+        """One request and its reply; the link stays in doubt until a matching reply came."""
+        client = await self._client_ready()
+        self.stats.requests += 1
+        self._in_doubt = True  # also when the caller is cancelled while waiting
+        try:
+            return await call(client)
+        except (ModbusIOException, TimeoutError) as exc:
+            self.stats.no_replies += 1
+            raise MeterNoReply(f"unit {unit}: no reply {what}") from exc
+        except (ConnectionException, OSError) as exc:
+            self.close()
+            raise MeterConnectionError(f"{self.settings.describe()}: {exc}") from exc
+
+    def _exception_reply(
+        self, reply: ModbusPDU, unit: int, function_code: int, address: int
+    ) -> None:
+        """Raise for a Modbus exception reply; a mismatched one is an invalid reply."""
+        if reply.function_code != function_code | 0x80 or reply.dev_id not in (0, unit):
+            raise MeterReplyInvalid(
+                f"unit {unit}: exception reply {reply.function_code:#04x} from unit "
+                f"{reply.dev_id} does not answer function {function_code} at {address}"
+            )
+        self._in_doubt = False
+        self.stats.exception_replies += 1
+        self.stats.bytes_on_wire += wiretime.exception_reply_bytes()
+        raise ModbusExceptionReply(function_code, int(reply.exception_code), address)
+
     async def read(self, unit: int, address: int, count: int) -> list[int]:
         """Read holding registers (FC3) at a wire address."""
         async with self._lock:
-            client = await self._client_ready()
-            self.stats.requests += 1
             self.stats.reads += 1
             self.stats.bytes_on_wire += wiretime.read_request_bytes()
-            try:
-                reply = await client.read_holding_registers(address, count=count, device_id=unit)
-            except (ModbusIOException, TimeoutError) as exc:
-                self.stats.no_replies += 1
-                raise MeterNoReply(f"unit {unit}: no reply reading {count} at {address}") from exc
-            except (ConnectionException, OSError) as exc:
-                self.close()
-                raise MeterConnectionError(f"{self.settings.describe()}: {exc}") from exc
+            reply = await self._exchange(
+                unit,
+                f"reading {count} at {address}",
+                lambda c: c.read_holding_registers(address, count=count, device_id=unit),
+            )
             if reply.isError():
-                self.stats.exception_replies += 1
-                self.stats.bytes_on_wire += wiretime.exception_reply_bytes()
-                raise ModbusExceptionReply(3, int(getattr(reply, "exception_code", 0)), address)
+                self._exception_reply(reply, unit, 3, address)
             registers = list(reply.registers)
-            if len(registers) != count:
-                raise MeterNoReply(
-                    f"unit {unit}: {len(registers)} registers instead of {count} at {address}"
+            if reply.function_code != 3 or reply.dev_id not in (0, unit) or len(registers) != count:
+                raise MeterReplyInvalid(
+                    f"unit {unit}: reply (function {reply.function_code}, unit {reply.dev_id}, "
+                    f"{len(registers)} registers) does not answer reading {count} at {address}"
                 )
+            self._in_doubt = False
             self.stats.registers_read += count
             self.stats.bytes_on_wire += wiretime.read_reply_bytes(count)
             return registers
 
     async def write(self, unit: int, address: int, values: Sequence[int]) -> None:
         """Write multiple registers (FC16) at a wire address."""
+        data = list(values)
         async with self._lock:
-            client = await self._client_ready()
-            self.stats.requests += 1
             self.stats.writes += 1
-            self.stats.bytes_on_wire += wiretime.write_request_bytes(len(values))
-            try:
-                reply = await client.write_registers(address, list(values), device_id=unit)
-            except (ModbusIOException, TimeoutError) as exc:
-                self.stats.no_replies += 1
-                raise MeterNoReply(f"unit {unit}: no reply writing at {address}") from exc
-            except (ConnectionException, OSError) as exc:
-                self.close()
-                raise MeterConnectionError(f"{self.settings.describe()}: {exc}") from exc
+            self.stats.bytes_on_wire += wiretime.write_request_bytes(len(data))
+            reply = await self._exchange(
+                unit,
+                f"writing {len(data)} at {address}",
+                lambda c: c.write_registers(address, data, device_id=unit),
+            )
             if reply.isError():
-                self.stats.exception_replies += 1
-                self.stats.bytes_on_wire += wiretime.exception_reply_bytes()
-                raise ModbusExceptionReply(16, int(getattr(reply, "exception_code", 0)), address)
-            self.stats.registers_written += len(values)
+                self._exception_reply(reply, unit, 16, address)
+            if (
+                reply.function_code != 16
+                or reply.dev_id not in (0, unit)
+                or reply.address != address
+                or reply.count != len(data)
+            ):
+                raise MeterReplyInvalid(
+                    f"unit {unit}: reply (function {reply.function_code}, unit {reply.dev_id}, "
+                    f"{reply.count} at {reply.address}) does not answer writing {len(data)} "
+                    f"at {address}"
+                )
+            self._in_doubt = False
+            self.stats.registers_written += len(data)
             self.stats.bytes_on_wire += wiretime.write_reply_bytes()

@@ -3,25 +3,33 @@
 - `Retry`: the bus or the meter did not answer; the same operation may succeed later.
 - `Fault`: the meter cannot be used for billing now (report it, mark the connector faulted).
 - `Refused`: the request itself is not allowed (caller's mistake or a protection rule).
+- `Read back`: a snapshot was (or may have been) triggered but is not in hand: read it back
+  with `BsmWs36a.resume_snapshot(kind, after_rcnt)`, never trigger it again (a second
+  snapshot between begin and end breaks RCnt +1 of the session).
+
+Every error raised after a snapshot's signature was read carries that signed snapshot in
+`snapshot` (its `ocmf` is empty when the OCMF text could not be read).
 """
 
 from __future__ import annotations
 
 import enum
 
-from meter.snapshot import SnapshotKind, SnapshotStatus
+from meter.snapshot import SignedSnapshot, SnapshotKind, SnapshotStatus
 
 
 class Action(enum.Enum):
     RETRY = "retry"
     FAULT = "fault"
     REFUSED = "refused"
+    READ_BACK = "read-back"  # read the snapshot back, do not trigger it again
 
 
 class MeterError(Exception):
     """Base of every meter error."""
 
     action: Action = Action.FAULT
+    snapshot: SignedSnapshot | None = None  # the signed snapshot, when one was read
 
 
 class MeterNoReply(MeterError):
@@ -86,10 +94,36 @@ class SnapshotWrongContactorFeedback(SnapshotFailed):
     pass
 
 
-class SnapshotTimeout(SnapshotFailed):
-    """The snapshot stayed in 'updating' longer than the snapshot timeout."""
+class SnapshotIncomplete(MeterError):
+    """A snapshot was triggered (or the trigger may have reached the meter), but it is not in
+    hand: the meter kept signing, or reading it back failed.
 
-    action = Action.RETRY
+    Do not trigger again: call `resume_snapshot(kind, after_rcnt)`, which returns the
+    snapshot once the meter has it, or None when the meter shows no snapshot of this kind
+    newer than `after_rcnt` (then nothing was signed and a new trigger is safe).
+    """
+
+    action = Action.READ_BACK
+
+    def __init__(
+        self,
+        kind: SnapshotKind,
+        after_rcnt: int,
+        detail: str = "",
+        snapshot: SignedSnapshot | None = None,
+    ) -> None:
+        self.kind = kind
+        self.after_rcnt = after_rcnt
+        self.snapshot = snapshot
+        text = (
+            f"{kind.name.lower().replace('_', '-')} snapshot after T{after_rcnt} not in hand; "
+            "read it back, do not trigger again"
+        )
+        super().__init__(f"{text} ({detail})" if detail else text)
+
+
+class SnapshotTimeout(SnapshotIncomplete):
+    """The snapshot stayed in 'updating' longer than the snapshot timeout."""
 
 
 _SNAPSHOT_ERRORS: dict[SnapshotStatus, type[SnapshotFailed]] = {
@@ -109,12 +143,16 @@ def snapshot_error(kind: SnapshotKind, status: int) -> SnapshotFailed:
 
 
 class MeterEventsSet(MeterError):
-    """Evt has flags set: the meter must not be used for billing."""
+    """Evt has flags set: the meter must not be used for billing.
+
+    Raised by a snapshot read, `snapshot` holds the signed snapshot that carries the flags.
+    """
 
     action = Action.FAULT
 
-    def __init__(self, events: int) -> None:
+    def __init__(self, events: int, snapshot: SignedSnapshot | None = None) -> None:
         self.events = events
+        self.snapshot = snapshot
         names = [name for bit, name in EVENT_BITS.items() if events & (1 << bit)]
         listed = ", ".join(names) if names else "unknown flags"
         super().__init__(f"meter reports event flags {events:#010x} ({listed})")
@@ -126,6 +164,32 @@ EVENT_BITS = {
     18: "signature module firmware hash check failed",
     19: "signature module in development mode",
 }
+
+
+class MeterFaultCode(MeterError):
+    """The meter shows an F.F error code (ErrM) other than 00000000: not fit for billing."""
+
+    action = Action.FAULT
+
+    def __init__(self, code: str) -> None:
+        self.code = code
+        super().__init__(f"meter reports error code F.F {code}")
+
+
+class SignatureInvalid(MeterError):
+    """A snapshot read from the meter does not verify against the pinned key."""
+
+    action = Action.FAULT
+
+    def __init__(self, message: str, snapshot: SignedSnapshot | None = None) -> None:
+        self.snapshot = snapshot
+        super().__init__(message)
+
+
+class MetadataRefused(MeterError, ValueError):
+    """Metadata the meter cannot take, or whose OCMF record could outgrow the OCMF model."""
+
+    action = Action.REFUSED
 
 
 class PublicKeyMismatch(MeterError):
@@ -149,6 +213,6 @@ class ClockSetRefused(MeterError):
 
 
 class MeterBusy(MeterError):
-    """Another snapshot on this meter is still being taken."""
+    """The meter is still taking a snapshot of this kind: read it once it is done."""
 
-    action = Action.REFUSED
+    action = Action.RETRY
