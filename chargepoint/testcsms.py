@@ -686,6 +686,11 @@ class TestCsms:
         info["connected"] = self.is_connected(station_id)
         return info
 
+    @property
+    def transactions(self) -> dict[int, dict[str, Any]]:
+        """Same as `transaction_log()`."""
+        return self.transaction_log()
+
     def transaction_log(self) -> dict[int, dict[str, Any]]:
         """transactionId -> {station_id, start, starts, stop, stops, meter_values}.
 

@@ -1,0 +1,186 @@
+"""OCPP security profiles 1-3 against the test CSMS: Basic auth, TLS 1.2+ with the server
+certificate checked, TLS client certificates."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import ipaddress
+import ssl
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from chargepoint.testcsms import TestCsms
+from tests.station_harness import STATION_ID, InProcessStation, station_yaml
+
+PASSWORD = "0123456789abcdef-secret"
+
+
+@dataclass
+class Pki:
+    ca: Path
+    server_cert: Path
+    server_key: Path
+    client_cert: Path
+    client_key: Path
+    other_ca: Path
+
+
+def _name(cn: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+
+def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> Path:
+    path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                       serialization.PrivateFormat.PKCS8,
+                                       serialization.NoEncryption()))
+    return path
+
+
+def _cert(subject: str, key: ec.EllipticCurvePrivateKey, issuer: str,
+          issuer_key: ec.EllipticCurvePrivateKey, ca: bool, san: bool = False
+          ) -> x509.Certificate:
+    now = dt.datetime.now(dt.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(_name(subject))
+        .issuer_name(_name(issuer))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    )
+    if san:
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName([x509.DNSName("localhost"),
+                                         x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+    return builder.sign(issuer_key, hashes.SHA256())
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    d = tmp_path_factory.mktemp("pki")
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = _cert("test CSMS CA", ca_key, "test CSMS CA", ca_key, ca=True)
+    server_key = ec.generate_private_key(ec.SECP256R1())
+    server = _cert("localhost", server_key, "test CSMS CA", ca_key, ca=False, san=True)
+    client_key = ec.generate_private_key(ec.SECP256R1())
+    client = _cert(STATION_ID, client_key, "test CSMS CA", ca_key, ca=False)
+    other_key = ec.generate_private_key(ec.SECP256R1())
+    other = _cert("someone else", other_key, "someone else", other_key, ca=True)
+    pem = serialization.Encoding.PEM
+    (d / "ca.pem").write_bytes(ca.public_bytes(pem))
+    (d / "other-ca.pem").write_bytes(other.public_bytes(pem))
+    (d / "server.pem").write_bytes(server.public_bytes(pem))
+    (d / "client.pem").write_bytes(client.public_bytes(pem))
+    return Pki(d / "ca.pem", d / "server.pem", _write_key(d / "server.key", server_key),
+               d / "client.pem", _write_key(d / "client.key", client_key), d / "other-ca.pem")
+
+
+def server_context(pki: Pki, client_certs: bool = False,
+                   max_version: ssl.TLSVersion | None = None) -> ssl.SSLContext:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(str(pki.server_cert), str(pki.server_key))
+    if max_version is not None:
+        ctx.minimum_version = ssl.TLSVersion.TLSv1
+        ctx.maximum_version = max_version
+    if client_certs:
+        ctx.load_verify_locations(str(pki.ca))
+        ctx.verify_mode = ssl.CERT_REQUIRED
+    return ctx
+
+
+@dataclass
+class Run:
+    csms: TestCsms
+    station: InProcessStation
+
+
+@pytest.fixture
+async def runs() -> AsyncIterator[list[Run]]:
+    started: list[Run] = []
+    yield started
+    for r in started:
+        await r.station.stop()
+        await r.csms.stop()
+
+
+async def run(runs: list[Run], tmp: Path, csms: TestCsms, scheme: str,
+              csms_cfg: dict[str, Any]) -> Run:
+    port = await csms.start(host="127.0.0.1")
+    url = f"{scheme}://localhost:{port}/ocpp"
+    cfg = station_yaml(tmp / "station.yaml", url, tmp / "state", csms=csms_cfg)
+    station = InProcessStation(cfg)
+    r = Run(csms, station)
+    runs.append(r)
+    await station.start()
+    return r
+
+
+async def test_profile_1_basic_auth(tmp_path: Path, runs: list[Run]) -> None:
+    (tmp_path / "pw").write_text(PASSWORD + "\n")
+    csms = TestCsms(basic_auth={STATION_ID: PASSWORD})
+    await run(runs, tmp_path, csms, "ws",
+              {"security_profile": 1, "password": {"file": str(tmp_path / "pw")}})
+    await csms.wait_connected(STATION_ID, timeout=10)
+    assert csms.connection_info(STATION_ID)["basic_auth_user"] == STATION_ID
+
+
+async def test_profile_1_wrong_password_is_refused(tmp_path: Path, runs: list[Run]) -> None:
+    csms = TestCsms(basic_auth={STATION_ID: PASSWORD})
+    await run(runs, tmp_path, csms, "ws",
+              {"security_profile": 1, "password": "0123456789abcdef-WRONG"})
+    await asyncio.sleep(1.0)
+    assert not csms.is_connected(STATION_ID)
+    assert not csms.received
+
+
+async def test_profile_2_tls_with_basic_auth(tmp_path: Path, runs: list[Run], pki: Pki) -> None:
+    csms = TestCsms(ssl_context=server_context(pki), basic_auth={STATION_ID: PASSWORD})
+    await run(runs, tmp_path, csms, "wss",
+              {"security_profile": 2, "password": PASSWORD, "ca_file": str(pki.ca)})
+    await csms.wait_connected(STATION_ID, timeout=10)
+    info = csms.connection_info(STATION_ID)
+    assert info["tls"] and info["basic_auth_user"] == STATION_ID
+
+
+async def test_profile_2_rejects_an_unknown_server_certificate(
+    tmp_path: Path, runs: list[Run], pki: Pki
+) -> None:
+    csms = TestCsms(ssl_context=server_context(pki), basic_auth={STATION_ID: PASSWORD})
+    await run(runs, tmp_path, csms, "wss",
+              {"security_profile": 2, "password": PASSWORD, "ca_file": str(pki.other_ca)})
+    await asyncio.sleep(1.0)
+    assert not csms.is_connected(STATION_ID)
+
+
+async def test_tls_below_1_2_is_refused(tmp_path: Path, runs: list[Run], pki: Pki) -> None:
+    try:
+        old = server_context(pki, max_version=ssl.TLSVersion.TLSv1_1)
+    except (ValueError, ssl.SSLError):
+        pytest.skip("this OpenSSL cannot even offer TLS 1.1")
+    csms = TestCsms(ssl_context=old, basic_auth={STATION_ID: PASSWORD})
+    await run(runs, tmp_path, csms, "wss",
+              {"security_profile": 2, "password": PASSWORD, "ca_file": str(pki.ca)})
+    await asyncio.sleep(1.0)
+    assert not csms.is_connected(STATION_ID)
+
+
+async def test_profile_3_client_certificate(tmp_path: Path, runs: list[Run], pki: Pki) -> None:
+    csms = TestCsms(ssl_context=server_context(pki, client_certs=True), require_client_cert=True)
+    await run(runs, tmp_path, csms, "wss",
+              {"security_profile": 3, "ca_file": str(pki.ca),
+               "client_cert": str(pki.client_cert), "client_key": str(pki.client_key)})
+    await csms.wait_connected(STATION_ID, timeout=10)
+    assert csms.connection_info(STATION_ID)["client_cert_cn"] == STATION_ID
