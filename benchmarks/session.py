@@ -47,12 +47,19 @@ def write_config(path: Path, csms_url: str, state: Path, sign_delay: float) -> P
         "meter_buses": [{"name": "sim", "url": "simulator"}],
         "simulator": {"sign_delay": sign_delay, "wire_time_baud": LINE.baudrate},
         "connectors": [
-            {"id": n, "evse_id": f"DE*XYZ*E0001*{n}", "meter": {"bus": "sim", "unit": 41 + n},
-             "ev": {"power_w": 11000, "plug_in_delay": 0.1}}
+            {
+                "id": n,
+                "evse_id": f"DE*XYZ*E0001*{n}",
+                "meter": {"bus": "sim", "unit": 41 + n},
+                "ev": {"power_w": 11000, "plug_in_delay": 0.1},
+            }
             for n in (1, 2)
         ],
-        "ocpp": {"heartbeat_interval": 300, "meter_value_sample_interval": 0,
-                 "transaction_message_retry_interval": 0},
+        "ocpp": {
+            "heartbeat_interval": 300,
+            "meter_value_sample_interval": 0,
+            "transaction_message_retry_interval": 0,
+        },
         "logging": {"level": "warning"},
         "store": {"state_dir": str(state)},
     }
@@ -89,11 +96,15 @@ def proc_figures(pid: int) -> tuple[int, float]:
 async def start_session(csms: TestCsms, connector: int, tag: str) -> int:
     mark = len(csms.received)
     await csms.call(STATION, "RemoteStartTransaction", {"idTag": tag, "connectorId": connector})
-    await csms.wait_for("StartTransaction", lambda r: r.payload["connectorId"] == connector,
-                        after=mark, timeout=60)
+    await csms.wait_for(
+        "StartTransaction", lambda r: r.payload["connectorId"] == connector, after=mark, timeout=60
+    )
     for _ in range(200):
-        ids = [t for t, e in csms.transaction_log().items()
-               if e["start"]["connectorId"] == connector and e["stop"] is None]
+        ids = [
+            t
+            for t, e in csms.transaction_log().items()
+            if e["start"]["connectorId"] == connector and e["stop"] is None
+        ]
         if ids:
             return max(ids)
         await asyncio.sleep(0.02)
@@ -113,11 +124,19 @@ async def timed_stop(csms: TestCsms, transaction_ids: list[int]) -> tuple[float,
     """Seconds from RemoteStop to the last StopTransaction, and the End record's length."""
     mark = len(csms.received)
     t0 = time.monotonic()
-    await asyncio.gather(*(csms.call(STATION, "RemoteStopTransaction", {"transactionId": t})
-                           for t in transaction_ids))
+    await asyncio.gather(
+        *(
+            csms.call(STATION, "RemoteStopTransaction", {"transactionId": t})
+            for t in transaction_ids
+        )
+    )
     stops = [
-        await csms.wait_for("StopTransaction", lambda r, t=t: r.payload["transactionId"] == t,
-                            after=mark, timeout=60)
+        await csms.wait_for(
+            "StopTransaction",
+            lambda r, t=t: r.payload["transactionId"] == t,
+            after=mark,
+            timeout=60,
+        )
         for t in transaction_ids
     ]
     last = max(r.at for r in stops)
@@ -128,7 +147,9 @@ def spawn(config: Path, log: Path) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
         return subprocess.Popen(
             [sys.executable, "-m", "chargepoint.cli", "run", "--config", str(config)],
-            stdout=out, stderr=subprocess.STDOUT, cwd=REPO,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
         )
 
 
@@ -144,8 +165,10 @@ async def main(sign_delay: float, idle_seconds: float) -> None:
         rss0, cpu0 = proc_figures(proc.pid)
         await asyncio.sleep(idle_seconds)
         rss1, cpu1 = proc_figures(proc.pid)
-        print(f"idle daemon, two connectors: RSS {rss1 / 1024:.1f} MiB, "
-              f"CPU {100 * (cpu1 - cpu0) / idle_seconds:.2f} % over {idle_seconds:.0f} s")
+        print(
+            f"idle daemon, two connectors: RSS {rss1 / 1024:.1f} MiB, "
+            f"CPU {100 * (cpu1 - cpu0) / idle_seconds:.2f} % over {idle_seconds:.0f} s"
+        )
 
         singles = []
         for n in range(3):
@@ -156,18 +179,22 @@ async def main(sign_delay: float, idle_seconds: float) -> None:
         single, ocmf_len = sorted(singles)[1]
         bus = turn_off_bus_seconds(ocmf_bytes=ocmf_len)
         floor_one = sign_delay + bus
-        print(f"RemoteStop -> StopTransaction, one connector: {single:.3f} s (median of 3), "
-              f"floor {floor_one:.3f} s (signing {sign_delay:.1f} s + bus {bus:.3f} s for a "
-              f"{ocmf_len}-byte OCMF), ratio {single / floor_one:.3f}")
+        print(
+            f"RemoteStop -> StopTransaction, one connector: {single:.3f} s (median of 3), "
+            f"floor {floor_one:.3f} s (signing {sign_delay:.1f} s + bus {bus:.3f} s for a "
+            f"{ocmf_len}-byte OCMF), ratio {single / floor_one:.3f}"
+        )
 
         tx1 = await start_session(csms, 1, "P1")
         tx2 = await start_session(csms, 2, "P2")
         await asyncio.sleep(1)
         both, ocmf_len = await timed_stop(csms, [tx1, tx2])
         floor_two = sign_delay + 2 * turn_off_bus_seconds(ocmf_bytes=ocmf_len)
-        print(f"both connectors stopped at once: {both:.3f} s until both StopTransactions, "
-              f"floor {floor_two:.3f} s (one signing delay + twice the bus time), "
-              f"ratio {both / floor_two:.3f}")
+        print(
+            f"both connectors stopped at once: {both:.3f} s until both StopTransactions, "
+            f"floor {floor_two:.3f} s (one signing delay + twice the bus time), "
+            f"ratio {both / floor_two:.3f}"
+        )
         await asyncio.sleep(1.5)
 
         # backlog: a session open, the daemon gone, 1,000 messages queued, the CSMS back
@@ -178,21 +205,41 @@ async def main(sign_delay: float, idle_seconds: float) -> None:
         store = Store.open(tmp / "state" / "chargepoint.sqlite", STATION)
         local_id = store.open_transactions()[0].local_id
         for i in range(1000):
-            store.enqueue(events.TRANSACTION_METER_VALUES, events.meter_values(
-                connector_id=1, timestamp=utc_now(), context="Sample.Periodic",
-                samples=[{"measurand": "Energy.Active.Import.Register", "value": str(1230 + i),
-                          "unit": "Wh"}]), local_tx_id=local_id)
+            store.enqueue(
+                events.TRANSACTION_METER_VALUES,
+                events.meter_values(
+                    connector_id=1,
+                    timestamp=utc_now(),
+                    context="Sample.Periodic",
+                    samples=[
+                        {
+                            "measurand": "Energy.Active.Import.Register",
+                            "value": str(1230 + i),
+                            "unit": "Wh",
+                        }
+                    ],
+                ),
+                local_tx_id=local_id,
+            )
         store.close()
         mark = len(csms.received)
         proc = spawn(config, tmp / "daemon.log")
         boot = await csms.wait_for("BootNotification", after=mark, timeout=60)
-        stop = await csms.wait_for("StopTransaction", lambda r: r.payload["transactionId"] == tx,
-                                   after=mark, timeout=300)
-        delivered = len([r for r in csms.received[mark:] if r.action == "MeterValues"
-                         and r.payload.get("transactionId") == tx])
+        stop = await csms.wait_for(
+            "StopTransaction", lambda r: r.payload["transactionId"] == tx, after=mark, timeout=300
+        )
+        delivered = len(
+            [
+                r
+                for r in csms.received[mark:]
+                if r.action == "MeterValues" and r.payload.get("transactionId") == tx
+            ]
+        )
         drain = stop.at - boot.at
-        print(f"backlog: {delivered} queued MeterValues + the StopTransaction delivered in "
-              f"order in {drain:.2f} s after the boot ({delivered / drain:.0f} messages/s)")
+        print(
+            f"backlog: {delivered} queued MeterValues + the StopTransaction delivered in "
+            f"order in {drain:.2f} s after the boot ({delivered / drain:.0f} messages/s)"
+        )
     finally:
         if proc.poll() is None:
             proc.terminate()

@@ -67,7 +67,10 @@ def add_simulate_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]
         "--fault",
         action="append",
         default=[],
-        help="snapshot-status=N | events=0xFLAGS | no-reply | reply-delay=S | doe-low",
+        help=(
+            "snapshot-status=N | events=0xFLAGS | no-reply | reply-delay=S | doe-low | "
+            "error-code=FFCODE"
+        ),
     )
     p.set_defaults(func=run_simulate)
 
@@ -117,6 +120,8 @@ def _apply_faults(meter: SimulatedBsm, specs: list[str]) -> None:
             meter.faults.reply_delay = float(value)
         elif name == "doe-low":
             meter.faults.doe_high = False
+        elif name == "error-code":
+            meter.faults.error_code = value
         else:
             raise ValueError(f"unknown fault {spec!r}")
 
@@ -274,6 +279,16 @@ def _run_json(factory: Callable[[], Awaitable[dict[str, Any]]]) -> int:
         print(
             f"meter: {type(exc).__name__}: {exc} (what to do: {exc.action.value})", file=sys.stderr
         )
+        if exc.snapshot is not None:
+            # The meter signed a snapshot (e.g. one carrying event flags): it is evidence,
+            # print it with the error rather than drop it.
+            data = snapshot_json(exc.snapshot)
+            data["error"] = {
+                "type": type(exc).__name__,
+                "message": str(exc),
+                "action": exc.action.value,
+            }
+            print(json.dumps(data, indent=2, default=str))
         return EXIT_METER_ERROR
     print(json.dumps(result, indent=2, default=str))
     return 0

@@ -638,7 +638,7 @@ class TestCsms:
         self,
         action: str,
         predicate: Callable[[Received], bool] | None = None,
-        timeout: float = 10.0,  # noqa: ASYNC109
+        timeout: float = 10.0,
         after: int = 0,
     ) -> Received:
         """The first `action` CALL at index >= `after` in `received` that matches `predicate`.
@@ -657,7 +657,7 @@ class TestCsms:
             if not await self._wait_change(deadline):
                 raise TimeoutError(self._timeout_text(action, predicate, timeout, after))
 
-    async def wait_connected(self, station_id: str, timeout: float = 10.0) -> None:  # noqa: ASYNC109
+    async def wait_connected(self, station_id: str, timeout: float = 10.0) -> None:
         if not await self._wait_until(lambda: self.is_connected(station_id), timeout):
             raise TimeoutError(
                 f"station {station_id!r} did not connect within {timeout} s; "
@@ -665,7 +665,7 @@ class TestCsms:
                 f"last handshakes: {self.handshakes[-5:]}"
             )
 
-    async def wait_disconnected(self, station_id: str, timeout: float = 10.0) -> None:  # noqa: ASYNC109
+    async def wait_disconnected(self, station_id: str, timeout: float = 10.0) -> None:
         if not await self._wait_until(lambda: not self.is_connected(station_id), timeout):
             raise TimeoutError(f"station {station_id!r} still connected after {timeout} s")
 
@@ -742,7 +742,7 @@ class TestCsms:
         station_id: str,
         action: str,
         payload: dict[str, Any],
-        timeout: float = 30,  # noqa: ASYNC109
+        timeout: float = 30,
         *,
         validate: bool = True,
     ) -> dict[str, Any]:
@@ -753,7 +753,7 @@ class TestCsms:
         """
         return await self._session(station_id).send_call(action, payload, timeout, validate)
 
-    async def send_raw(self, station_id: str, text: str, timeout: float = 10) -> str | None:  # noqa: ASYNC109
+    async def send_raw(self, station_id: str, text: str, timeout: float = 10) -> str | None:
         """Send any text frame; return the station's CALLRESULT/CALLERROR to it, or None.
 
         The reply is matched by unique id when `text` parses as an array with one, otherwise it

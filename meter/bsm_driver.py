@@ -3,6 +3,11 @@
 Reads are split at data-point boundaries and never exceed 125 registers; a snapshot is
 read back with the fewest frames the register map allows, and the OCMF text only up to
 its terminating NUL.
+
+A snapshot is triggered at most once per `take_snapshot` call, and never again once the
+trigger may have reached the meter: every later failure is `SnapshotIncomplete` (read it
+back with `resume_snapshot`), because a second snapshot between a session's begin and end
+breaks the RCnt +1 rule transparency software checks (field guide 1.4).
 """
 
 from __future__ import annotations
@@ -21,16 +26,24 @@ from meter.bsm_signature import verify_snapshot_signature
 from meter.bus import ModbusBus
 from meter.errors import (
     ClockSetRefused,
+    MetadataRefused,
+    MeterBusy,
+    MeterConnectionError,
     MeterError,
     MeterEventsSet,
+    MeterFaultCode,
     MeterNoReply,
     MeterReplyInvalid,
+    ModbusExceptionReply,
     PublicKeyMismatch,
+    SignatureInvalid,
+    SnapshotFailed,
+    SnapshotIncomplete,
     SnapshotTimeout,
     snapshot_error,
 )
 from meter.keys import PublicKeyInfo, load_public_key
-from meter.ocmf import OcmfFormatError, parse_ocmf, verify_ocmf
+from meter.ocmf import OcmfFormatError, OcmfRecord, parse_ocmf, verify_ocmf
 from meter.snapshot import (
     MeterIdentity,
     SignedSnapshot,
@@ -53,10 +66,13 @@ log = logging.getLogger("chargepoint.meter")
 
 CLOCK_SET_MIN_INTERVAL_S = 24 * 3600
 META_LIMITS = {1: 140, 2: 100, 3: 100}  # bytes (70/50/50 registers)
-
-
-class SignatureInvalid(MeterError):
-    """A snapshot read from the meter does not verify against the pinned key."""
+OCMF_TEXT_BYTES = regmap.OCMF_TEXT_REGISTERS * 2  # the record and its terminating NUL
+ERRM_OK = ("", "00000000")
+_ST_TO_RCNT = 18  # St .. RCnt of a snapshot model
+# Retried while polling: the meter may hold (or garble) a reply while it signs.
+_TRANSIENT = (MeterNoReply, MeterReplyInvalid, MeterConnectionError)
+# Definite outcomes of a snapshot read back; anything else after a trigger is incomplete.
+_DEFINITE = (SnapshotFailed, SnapshotIncomplete, MeterEventsSet, SignatureInvalid)
 
 
 @dataclass(frozen=True)
@@ -65,6 +81,7 @@ class MeterTimeouts:
 
     snapshot: float = 15.0  # trigger to valid; turn-on coordination alone may take 10 s
     poll_interval: float = 0.05  # between status polls while the meter signs
+    ocmf_lag: float = 2.0  # how long the OCMF model may lag behind its snapshot model
 
 
 @dataclass(frozen=True)
@@ -112,7 +129,6 @@ class BsmWs36a:
         self.pinned_key = pinned_key
         self.timeouts = timeouts or MeterTimeouts()
         self._identity: MeterIdentity | None = None
-        self._last_rcnt: int | None = None
         self._ocmf_style: OcmfStyle | None = None
         self._snapshot_lock = asyncio.Lock()
 
@@ -200,11 +216,20 @@ class BsmWs36a:
             raise PublicKeyMismatch(self.pinned_key.der_hex, key.der_hex)
         return key
 
+    async def error_code(self) -> str:
+        """ErrM, the F.F error code: "00000000" (or empty) while the meter is fine."""
+        v = await self._read_span(regmap.SIGNING_METER, "ErrM", "ErrM")
+        return _text(v.string("ErrM")).strip()
+
     async def check_ready(self) -> PublicKeyInfo:
-        """Fail with a typed error unless the meter may sign billable readings now."""
+        """Fail with a typed error unless the meter may sign billable readings now:
+        MeterEventsSet (Evt flags), MeterFaultCode (F.F code), PublicKeyMismatch."""
         reading = await self.energy()
         if reading.events:
             raise MeterEventsSet(reading.events)
+        code = await self.error_code()
+        if code not in ERRM_OK:
+            raise MeterFaultCode(code)
         return await self.public_key()
 
     async def clock(self) -> ClockState:
@@ -224,8 +249,21 @@ class BsmWs36a:
     async def write_metadata(
         self, meta1: str | bytes, meta2: str | bytes, meta3: str | bytes
     ) -> None:
-        """Write all three metadata strings (empty clears one); Meta1 becomes the OCMF ID."""
+        """Write all three metadata strings (empty clears one); Meta1 becomes the OCMF ID.
+
+        MetadataRefused (a ValueError) for a string the meter cannot hold, or when the
+        OCMF record of a snapshot with this metadata could outgrow the OCMF model's text
+        (the meter would then sign a snapshot without OCMF). Reads the identity once.
+        """
         values = {1: _meta_bytes(1, meta1), 2: _meta_bytes(2, meta2), 3: _meta_bytes(3, meta3)}
+        identity = await self.ensure_identity()
+        longest = longest_ocmf_record(identity, values[1], values[2], values[3])
+        if longest >= OCMF_TEXT_BYTES:
+            raise MetadataRefused(
+                f"Meta1-3 ({len(values[1])}/{len(values[2])}/{len(values[3])} bytes) could make "
+                f"an OCMF record of {longest} bytes; the meter holds {OCMF_TEXT_BYTES - 1} "
+                "(shorten the metadata; escaped characters count more)"
+            )
         sm = regmap.SIGNING_METER
         regs12 = bytes_to_registers(values[1], 70) + bytes_to_registers(values[2], 50)
         await self.bus.write(self.unit, sm.wire("Meta1"), regs12)
@@ -236,7 +274,8 @@ class BsmWs36a:
         await self.bus.write(self.unit, regmap.SIGNING_METER.wire("DO"), [1 if on else 0])
 
     async def transaction_state(self) -> TransactionState:
-        """Open when a turn-on (or start) snapshot is newer than the matching turn-off (end)."""
+        """Open when a turn-on (or start) snapshot is being taken, or is newer than the
+        matching turn-off (end)."""
         counters: dict[SnapshotKind, tuple[int, int]] = {}
         for kind in (
             SnapshotKind.TURN_ON,
@@ -251,7 +290,9 @@ class BsmWs36a:
             (SnapshotKind.START, SnapshotKind.END),
         ):
             (st_b, rc_b), (_, rc_e) = counters[begin], counters[end]
-            if st_b in (SnapshotStatus.VALID, SnapshotStatus.UPDATING) and rc_b > rc_e:
+            if st_b == SnapshotStatus.UPDATING:
+                return TransactionState(True, f"a {begin.name.lower()} snapshot is being taken")
+            if st_b == SnapshotStatus.VALID and rc_b > rc_e:
                 return TransactionState(
                     True, f"{begin.name.lower()} snapshot T{rc_b} has no end yet"
                 )
@@ -261,7 +302,14 @@ class BsmWs36a:
         self, when: datetime | None = None, tzo_minutes: int | None = None, force: bool = False
     ) -> ClockState:
         """Set Epoch and TZO together. Refused within 24 h of the last set unless forced,
-        and always refused while a transaction is open on this meter."""
+        and always refused while a transaction is open on this meter. Holds the snapshot
+        lock throughout, so no snapshot of this driver starts between check and write."""
+        async with self._snapshot_lock:
+            return await self._set_clock(when, tzo_minutes, force)
+
+    async def _set_clock(
+        self, when: datetime | None, tzo_minutes: int | None, force: bool
+    ) -> ClockState:
         state = await self.clock()
         since = state.seconds_since_set
         if since is not None and since < CLOCK_SET_MIN_INTERVAL_S and not force:
@@ -289,94 +337,182 @@ class BsmWs36a:
     async def take_snapshot(self, kind: SnapshotKind) -> SignedSnapshot:
         """Trigger a snapshot, wait until the meter has signed it, and read it back.
 
-        Raises a SnapshotFailed subclass for each failure status, SnapshotTimeout when the
-        meter keeps signing past the snapshot timeout, MeterEventsSet (with `.snapshot`)
-        when the signed snapshot carries event flags.
+        Before the trigger: plain errors (MeterNoReply, ...), nothing was triggered.
+        The trigger write refused by the meter: ModbusExceptionReply.
+        After the trigger: a SnapshotFailed subclass for each failure status (nothing
+        signed); MeterEventsSet / SignatureInvalid with `.snapshot` when the signed snapshot
+        carries event flags or does not verify; SnapshotIncomplete (SnapshotTimeout when the
+        meter keeps signing) for anything else: then call `resume_snapshot(kind,
+        err.after_rcnt)`, never take_snapshot again for the same purpose.
+        If the model is already updating (an earlier trigger), it is waited for, not
+        triggered again.
         """
         async with self._snapshot_lock:
             model = regmap.SNAPSHOT_MODELS[kind]
-            if self._last_rcnt is None:
-                self._last_rcnt = await self._global_rcnt()
+            baseline = await self._global_rcnt()
+            status = (await self.bus.read(self.unit, model.wire("St"), 1))[0]
             started = time.monotonic()
-            await self._trigger(kind, model)
-            await self._wait_valid(kind, model, started)
-            snap = await self._read_signed(kind, model)
+            if status == SnapshotStatus.UPDATING:
+                # An earlier trigger is still being served: wait for it, trigger nothing.
+                after = u32(await self.bus.read(self.unit, model.wire("RCnt"), 2))
+                log.warning(
+                    "unit %d: %s snapshot already updating: waiting for it, no new trigger",
+                    self.unit,
+                    _name(kind),
+                )
+            else:
+                after = baseline
+                await self._trigger(kind, model, baseline)
+            snap = await self._finish(kind, model, after, started + self.timeouts.snapshot)
+            if snap is None:
+                raise SnapshotIncomplete(
+                    kind, after, f"the meter shows no {_name(kind)} snapshot after it"
+                )
             log.info(
                 "unit %d: %s snapshot T%d signed in %.2f s",
                 self.unit,
-                kind.name.lower(),
+                _name(kind),
                 snap.fields.rcnt,
                 time.monotonic() - started,
             )
-            if not snap.fields.events_ok:
-                err = MeterEventsSet(snap.fields.evt)
-                err.snapshot = snap  # type: ignore[attr-defined]
-                raise err
             return snap
 
+    async def resume_snapshot(
+        self, kind: SnapshotKind, after_rcnt: int, timeout: float | None = None
+    ) -> SignedSnapshot | None:
+        """The snapshot a failed `take_snapshot` left behind (SnapshotIncomplete.after_rcnt).
+
+        Waits (polling St, up to `timeout`, default the snapshot timeout) until the model is
+        no longer updating, then returns its snapshot if it is newer than T`after_rcnt`, or
+        None when the meter shows no newer snapshot of this kind (nothing was signed: a new
+        trigger is safe). Raises a SnapshotFailed subclass for a failure status,
+        MeterEventsSet / SignatureInvalid with `.snapshot`, SnapshotIncomplete
+        (SnapshotTimeout) when it is still not in hand. Triggers nothing.
+        """
+        async with self._snapshot_lock:
+            model = regmap.SNAPSHOT_MODELS[kind]
+            wait = self.timeouts.snapshot if timeout is None else timeout
+            return await self._finish(
+                kind, model, after_rcnt, time.monotonic() + wait, first_poll_now=True
+            )
+
     async def read_snapshot(self, kind: SnapshotKind) -> SignedSnapshot:
-        """Read the last snapshot of a kind without triggering a new one."""
-        model = regmap.SNAPSHOT_MODELS[kind]
-        st = (await self.bus.read(self.unit, model.wire("St"), 1))[0]
-        if st != SnapshotStatus.VALID:
-            raise snapshot_error(kind, st)
-        return await self._read_signed(kind, model, require_new=False)
+        """Read the last snapshot of a kind without triggering a new one.
+
+        MeterBusy while the meter is taking one of this kind; a SnapshotFailed subclass
+        when its status is a failure. Changes no state `take_snapshot` depends on.
+        """
+        snap = await self._read_back(kind, regmap.SNAPSHOT_MODELS[kind], None)
+        assert snap is not None
+        return snap
 
     async def _global_rcnt(self) -> int:
         regs = await self.bus.read(self.unit, regmap.SIGNING_METER.wire("RCnt"), 2)
         return u32(regs)
 
-    async def _trigger(self, kind: SnapshotKind, model: ModelInstance) -> None:
+    async def _trigger(self, kind: SnapshotKind, model: ModelInstance, baseline: int) -> None:
+        """Write St=2 once. If no good reply came, the write may still have reached the
+        meter: look, and never write it a second time."""
         address = model.wire("St")
-        for attempt in (1, 2):
+        try:
+            await self.bus.write(self.unit, address, [SnapshotStatus.UPDATING])
+            return
+        except ModbusExceptionReply:
+            raise  # the meter answered and refused: nothing was triggered
+        except MeterError as exc:
+            log.warning("unit %d: no good reply to the %s trigger: %s", self.unit, _name(kind), exc)
             try:
-                await self.bus.write(self.unit, address, [SnapshotStatus.UPDATING])
+                regs = await self.bus.read(self.unit, address, _ST_TO_RCNT)  # St .. RCnt
+            except MeterError as look:
+                raise SnapshotIncomplete(
+                    kind, baseline, f"trigger unanswered ({exc}); status unreadable ({look})"
+                ) from exc
+            if regs[0] == SnapshotStatus.UPDATING or u32(regs, 16) > baseline:
+                log.info("unit %d: the %s trigger reached the meter", self.unit, _name(kind))
                 return
-            except MeterNoReply:
-                # The write may have reached the meter: writing again would take a second
-                # snapshot and break RCnt +1 between begin and end. Look before retrying.
-                log.warning(
-                    "unit %d: no reply to %s trigger (attempt %d)", self.unit, kind.name, attempt
-                )
-                regs = await self.bus.read(self.unit, address, 18)  # St .. RCnt
-                if regs[0] == SnapshotStatus.UPDATING or u32(regs, 16) > (self._last_rcnt or 0):
-                    return
-        raise MeterNoReply(f"unit {self.unit}: {kind.name.lower()} snapshot could not be triggered")
+            raise SnapshotIncomplete(
+                kind, baseline, f"trigger unanswered ({exc}); the meter shows none under way"
+            ) from exc
 
-    async def _wait_valid(self, kind: SnapshotKind, model: ModelInstance, started: float) -> None:
+    async def _finish(
+        self,
+        kind: SnapshotKind,
+        model: ModelInstance,
+        after_rcnt: int,
+        deadline: float,
+        first_poll_now: bool = False,
+    ) -> SignedSnapshot | None:
+        """Wait for St to leave 'updating', read the snapshot back if newer than after_rcnt."""
+        try:
+            await self._wait_done(kind, model, after_rcnt, deadline, first_poll_now)
+            snap = await self._read_back(kind, model, after_rcnt)
+        except _DEFINITE:
+            raise
+        except MeterError as exc:
+            raise SnapshotIncomplete(
+                kind, after_rcnt, f"{type(exc).__name__}: {exc}", exc.snapshot
+            ) from exc
+        if snap is not None and not snap.fields.events_ok:
+            raise MeterEventsSet(snap.fields.evt, snap)
+        return snap
+
+    async def _wait_done(
+        self,
+        kind: SnapshotKind,
+        model: ModelInstance,
+        after_rcnt: int,
+        deadline: float,
+        first_poll_now: bool,
+    ) -> None:
         address = model.wire("St")
-        deadline = started + self.timeouts.snapshot
+        problem = ""
+        first = True
         while True:
-            await asyncio.sleep(self.timeouts.poll_interval)
+            if not (first and first_poll_now):
+                await asyncio.sleep(self.timeouts.poll_interval)
+            first = False
             try:
                 st = (await self.bus.read(self.unit, address, 1))[0]
-            except MeterNoReply:
+            except _TRANSIENT as exc:
                 st = SnapshotStatus.UPDATING  # the meter may hold its reply while it signs
+                problem = f"; last poll: {type(exc).__name__}: {exc}"
             if st == SnapshotStatus.VALID:
                 return
             if st != SnapshotStatus.UPDATING:
                 raise snapshot_error(kind, st)
             if time.monotonic() >= deadline:
-                raise SnapshotTimeout(
-                    kind, SnapshotStatus.UPDATING, f"{self.timeouts.snapshot:.0f} s"
-                )
+                raise SnapshotTimeout(kind, after_rcnt, f"still updating at the deadline{problem}")
 
-    async def _read_signed(
-        self, kind: SnapshotKind, model: ModelInstance, require_new: bool = True
-    ) -> SignedSnapshot:
+    async def _read_back(
+        self, kind: SnapshotKind, model: ModelInstance, after_rcnt: int | None
+    ) -> SignedSnapshot | None:
+        """The snapshot in the model with its OCMF; None if not newer than after_rcnt."""
         view = await self._read_snapshot_block(model)
+        st = view.number("St")
+        if st == SnapshotStatus.UPDATING:
+            raise MeterBusy(f"unit {self.unit}: the {_name(kind)} snapshot is updating")
+        if st != SnapshotStatus.VALID:
+            raise snapshot_error(kind, st)
         fields = snapshot_fields(view)
         if fields.typ != kind:
             raise MeterReplyInvalid(
-                f"unit {self.unit}: snapshot type {fields.typ} in the {kind.name} model"
+                f"unit {self.unit}: snapshot type {fields.typ} in the {_name(kind)} model"
             )
-        if require_new and self._last_rcnt is not None and fields.rcnt <= self._last_rcnt:
-            raise MeterReplyInvalid(
-                f"unit {self.unit}: snapshot T{fields.rcnt} is not newer than T{self._last_rcnt}"
+        if after_rcnt is not None and fields.rcnt <= after_rcnt:
+            log.info(
+                "unit %d: %s snapshot T%d is not newer than T%d",
+                self.unit,
+                _name(kind),
+                fields.rcnt,
+                after_rcnt,
             )
-        self._last_rcnt = max(fields.rcnt, self._last_rcnt or 0)
+            return None
         signature = view.blob("Sig", view.number("BSig"))
-        ocmf = await self._read_ocmf(kind, fields)
+        try:
+            ocmf = await self._read_ocmf(kind, fields)
+        except MeterError as exc:
+            exc.snapshot = SignedSnapshot(kind, SnapshotStatus.VALID, fields, signature, "")
+            raise
         snap = SignedSnapshot(kind, SnapshotStatus.VALID, fields, signature, ocmf)
         self._check_signatures(snap)
         return snap
@@ -424,45 +560,69 @@ class BsmWs36a:
         return max_record_length(payload)
 
     async def _read_ocmf(self, kind: SnapshotKind, fields: SnapshotFields) -> str:
-        """The OCMF text of a snapshot, read only up to its terminating NUL."""
+        """The OCMF text of this snapshot, read only up to its terminating NUL.
+
+        The OCMF model must show St valid and the snapshot's Typ, and its record the
+        snapshot's PG (T<RCnt>), ID (Meta1) and XT (Typ). The OCMF may lag behind the
+        snapshot model: it is read again for up to `ocmf_lag` before MeterReplyInvalid.
+        """
+        deadline = time.monotonic() + self.timeouts.ocmf_lag
+        while True:
+            text, problem = await self._read_ocmf_once(kind, fields)
+            if not problem:
+                return text
+            if time.monotonic() >= deadline:
+                raise MeterReplyInvalid(
+                    f"unit {self.unit}: the {_name(kind)} OCMF does not belong to "
+                    f"snapshot T{fields.rcnt}: {problem}"
+                )
+            log.info("unit %d: %s OCMF not ready: %s", self.unit, _name(kind), problem)
+            await asyncio.sleep(self.timeouts.poll_interval)
+
+    async def _read_ocmf_once(self, kind: SnapshotKind, fields: SnapshotFields) -> tuple[str, str]:
+        """(text, "") or ("", why it is not this snapshot's OCMF)."""
         model = regmap.OCMF_MODELS[kind]
-        start = model.wire("O")
-        total = regmap.OCMF_TEXT_REGISTERS
+        start = model.wire("Typ")  # Typ and St come along in the first frame
+        head = model.wire("O") - start
+        total = head + regmap.OCMF_TEXT_REGISTERS
         predicted = self._predicted_ocmf_bytes(fields)
-        first = total if predicted is None else min(total, predicted // 2 + 1)
+        want = total if predicted is None else min(total, head + predicted // 2 + 1)
         data = b""
         offset = 0
-        want = first
         while offset < total:
             if offset >= want:  # the prediction fell short: go on in full reads
                 want = min(total, offset + MAX_READ_REGISTERS)
             count = min(MAX_READ_REGISTERS, want - offset)
             regs = await self.bus.read(self.unit, start + offset, count)
-            chunk = registers_to_bytes(regs)
-            data += chunk
+            if offset == 0:
+                typ, st = regs[0], regs[1]
+                if st != SnapshotStatus.VALID or typ != kind:
+                    return "", f"the OCMF model shows Typ {typ}, St {st}"
+                regs = regs[head:]
+            data += registers_to_bytes(regs)
             offset += count
             nul = data.find(b"\0")
             if nul >= 0:
                 data = data[:nul]
                 break
         if not data.startswith(b"OCMF|"):
-            raise MeterReplyInvalid(
-                f"unit {self.unit}: no OCMF record in the {kind.name} OCMF model"
-            )
+            return "", "no OCMF record"
         try:
             text = data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise MeterReplyInvalid(f"unit {self.unit}: OCMF text is not UTF-8: {exc}") from exc
-        try:
             record = parse_ocmf(text)
+        except UnicodeDecodeError as exc:
+            return "", f"OCMF text is not UTF-8: {exc}"
         except OcmfFormatError as exc:
-            raise MeterReplyInvalid(f"unit {self.unit}: unreadable OCMF: {exc}") from exc
+            return "", f"unreadable OCMF: {exc}"
+        problem = _ocmf_mismatch(record, fields)
+        if problem:
+            return "", problem
         if record.readings:
             unit_name = str(record.readings[0].unit or "")
             self._ocmf_style = (
                 OcmfStyle.KWH_TWO_DECIMALS if unit_name == "kWh" else OcmfStyle.WH_INTEGER
             )
-        return text
+        return text, ""
 
     def _check_signatures(self, snap: SignedSnapshot) -> None:
         if self.pinned_key is None:
@@ -470,11 +630,17 @@ class BsmWs36a:
         result = verify_snapshot_signature(snap.fields, snap.signature, self.pinned_key)
         if not result.valid:
             raise SignatureInvalid(
-                f"unit {self.unit}: snapshot T{snap.fields.rcnt}: {result.reason}"
+                f"unit {self.unit}: snapshot T{snap.fields.rcnt}: {result.reason}", snap
             )
         check = verify_ocmf(parse_ocmf(snap.ocmf), self.pinned_key)
         if not check.signature_valid:
-            raise SignatureInvalid(f"unit {self.unit}: OCMF T{snap.fields.rcnt}: {check.reason}")
+            raise SignatureInvalid(
+                f"unit {self.unit}: OCMF T{snap.fields.rcnt}: {check.reason}", snap
+            )
+
+
+def _name(kind: SnapshotKind) -> str:
+    return kind.name.lower().replace("_", "-")
 
 
 def _text(raw: bytes) -> str:
@@ -484,10 +650,61 @@ def _text(raw: bytes) -> str:
 def _meta_bytes(n: int, value: str | bytes) -> bytes:
     raw = value.encode("utf-8") if isinstance(value, str) else bytes(value)
     if b"\0" in raw:
-        raise ValueError(f"Meta{n} must not contain NUL bytes")
+        raise MetadataRefused(f"Meta{n} must not contain NUL bytes")
     if len(raw) > META_LIMITS[n]:
-        raise ValueError(f"Meta{n} is {len(raw)} bytes; the meter holds {META_LIMITS[n]}")
+        raise MetadataRefused(f"Meta{n} is {len(raw)} bytes; the meter holds {META_LIMITS[n]}")
     return raw
+
+
+def _ocmf_mismatch(record: OcmfRecord, fields: SnapshotFields) -> str:
+    """Why an OCMF record is not the one of this snapshot ("" when it is)."""
+    pg = record.payload.get("PG")
+    if pg != f"T{fields.rcnt}":
+        return f"PG {pg!r}, the snapshot is T{fields.rcnt}"
+    ident = record.payload.get("ID")
+    meta1 = fields.meta1.decode("utf-8", errors="replace")
+    if ident != meta1:
+        return f"ID {ident!r}, the snapshot's Meta1 is {meta1!r}"
+    xt = record.readings[0].xt if record.readings else None
+    if xt != fields.typ:
+        return f"XT {xt!r}, the snapshot's Typ is {fields.typ}"
+    return ""
+
+
+def longest_ocmf_record(identity: MeterIdentity, meta1: bytes, meta2: bytes, meta3: bytes) -> int:
+    """Upper bound of the OCMF record (UTF-8 bytes) a snapshot with this metadata gets.
+
+    Worst case of every field the meter prints as a number (RCnt, RCR, TotWhImp at the
+    largest scale factors the meter uses, event flags set), in both OCMF styles (newer
+    firmware adds X2/X3), with the longest DER signature.
+    """
+    longest = 0
+    for style in OcmfStyle:
+        for wh_sf in (0, 1, 2, 3):
+            fields = SnapshotFields(
+                typ=int(SnapshotKind.TURN_ON),
+                rcr=0xFFFFFFFF,
+                tot_wh_imp=0xFFFFFFFF,
+                wh_sf=wh_sf,
+                w=-0x7FFF,
+                w_sf=1,
+                ma1=identity.meter_address.encode("utf-8"),
+                rcnt=0xFFFFFFFF,
+                os=0xFFFFFFFE,
+                epoch=0x7FFFFFFF,
+                tzo=-720,
+                epoch_set_cnt=0xFFFFFFFE,
+                epoch_set_os=0xFFFFFFFE,
+                di=1,
+                do=1,
+                meta1=meta1,
+                meta2=meta2,
+                meta3=meta3,
+                evt=1,
+            )
+            payload = build_payload(fields, identity.ocmf_identity(), style)
+            longest = max(longest, max_record_length(payload))
+    return longest
 
 
 __all__ = [
@@ -497,4 +714,5 @@ __all__ = [
     "MeterTimeouts",
     "SignatureInvalid",
     "TransactionState",
+    "longest_ocmf_record",
 ]

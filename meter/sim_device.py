@@ -19,10 +19,13 @@ import contextlib
 import hashlib
 import json
 import logging
+import math
 import os
+import re
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
+from dataclasses import fields as dataclass_fields
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +79,7 @@ class Faults:
 
     snapshot_status: SnapshotStatus | None = None  # every snapshot ends with this status
     events: int = 0  # Evt flags in the AC meter model and in new snapshots
+    error_code: str | None = None  # F.F code in ErrM; None: 00010000 with events, else 00000000
     no_reply: bool = False  # the meter does not answer at all
     reply_delay: float = 0.0  # extra seconds before every reply
     doe_high: bool = True  # charge release input (the contactor closes only with DOE high)
@@ -301,7 +305,10 @@ class SimulatedBsm:
             self._put(ac, name, 100 if watts else 0)
         self._put(ac, "TotWhImp", self._energy_register(self.nv.total_wh))
         self._put(ac, "Evt", self.faults.events)
-        self._put(sm, "ErrM", "00000000" if not self.faults.events else "00010000")
+        code = self.faults.error_code
+        if code is None:
+            code = "00000000" if not self.faults.events else "00010000"
+        self._put(sm, "ErrM", code)
         self._put(sm, "RCR", self._energy_register(self.nv.rcr_wh))
         self._put(sm, "PDCnt", self.nv.power_downs)
         self._put(sm, "RCnt", self.nv.rcnt)
@@ -557,29 +564,97 @@ class SimulatedBsm:
         if path is None or not path.exists():
             return
         try:
-            data: dict[str, Any] = json.loads(path.read_text())
-            nv = NonVolatile(**data)
-        except (ValueError, TypeError) as exc:
-            raise ValueError(f"meter state file {path} is unreadable: {exc}") from exc
-        if nv.version != STATE_VERSION:
-            raise ValueError(
-                f"meter state file {path} has version {nv.version}, expected {STATE_VERSION}"
-            )
+            nv, images = parse_state(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise ValueError(f"meter state file {path} is unusable: {exc}") from None
         nv.power_downs += 1
         self.nv = nv
         self._os_base = nv.operating_seconds
-        for key, hexdata in nv.models.items():
-            label, kind_text = key.split("-")
-            kind = SnapshotKind(int(kind_text))
-            m = regmap.SNAPSHOT_MODELS[kind] if label == "snapshot" else regmap.OCMF_MODELS[kind]
-            raw = bytes.fromhex(hexdata)
-            image = [int.from_bytes(raw[k : k + 2], "big") for k in range(0, len(raw), 2)]
+        for m, image in images:
             at = m.wire_start - BASE
             self.regs[at : at + len(image)] = image
         sm = regmap.SIGNING_METER
         for idx, name in enumerate(("Meta1", "Meta2", "Meta3")):
             self._put(sm, name, bytes.fromhex(nv.meta[idx]))
         log.info("unit %d: state restored from %s (T%d)", self.config.unit, path, nv.rcnt)
+
+
+def _state_models() -> dict[str, ModelInstance]:
+    models: dict[str, ModelInstance] = {}
+    for kind in SnapshotKind:
+        models[f"snapshot-{int(kind)}"] = regmap.SNAPSHOT_MODELS[kind]
+        models[f"ocmf-{int(kind)}"] = regmap.OCMF_MODELS[kind]
+    return models
+
+
+_HEX = re.compile(r"(?:[0-9a-fA-F]{2})*")
+_META_LIMITS = (140, 100, 100)  # bytes of Meta1..3
+
+
+def _number(name: str, value: Any, low: float, high: float, integer: bool = True) -> None:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or (integer and not isinstance(value, int))
+    ):
+        raise ValueError(f"{name} must be {'an integer' if integer else 'a number'}")
+    if not (math.isfinite(value) and low <= value <= high):
+        raise ValueError(f"{name} {value} is out of range")
+
+
+def _hex_bytes(name: str, value: Any) -> bytes:
+    if not isinstance(value, str) or not _HEX.fullmatch(value):
+        raise ValueError(f"{name} must be a string of hex byte pairs")
+    return bytes.fromhex(value)
+
+
+def parse_state(data: Any) -> tuple[NonVolatile, list[tuple[ModelInstance, list[int]]]]:
+    """Check a state file's whole structure; ValueError naming the first problem.
+
+    Returns the non-volatile state and the snapshot/OCMF model images (ID, L and payload)
+    to put back into the register map.
+    """
+    if not isinstance(data, dict):
+        raise ValueError("not a JSON object")
+    expected = {f.name for f in dataclass_fields(NonVolatile)}
+    unknown, missing = set(data) - expected, expected - set(data)
+    if unknown or missing:
+        raise ValueError(
+            f"keys differ: unknown {sorted(unknown) or '-'}, missing {sorted(missing) or '-'}"
+        )
+    if data["version"] != STATE_VERSION or isinstance(data["version"], bool):
+        raise ValueError(f"version {data['version']!r}, expected {STATE_VERSION}")
+    u32_max = 0xFFFFFFFF
+    for name in ("rcnt", "power_downs", "epoch_set_count", "epoch_set_os"):
+        _number(name, data[name], 0, u32_max)
+    for name in ("total_wh", "rcr_wh", "operating_seconds"):
+        _number(name, data[name], 0, 1e15, integer=False)
+    if data["clock_offset"] is not None:
+        _number("clock_offset", data["clock_offset"], -1e12, 1e12, integer=False)
+    _number("tzo", data["tzo"], -0x8000, 0x7FFF)
+    _number("do", data["do"], 0, 1)
+    meta = data["meta"]
+    if not isinstance(meta, list) or len(meta) != 3:
+        raise ValueError("meta must be a list of 3 hex strings")
+    for n, (text, limit) in enumerate(zip(meta, _META_LIMITS, strict=True), start=1):
+        raw = _hex_bytes(f"meta {n}", text)
+        if len(raw) > limit or b"\0" in raw:
+            raise ValueError(f"meta {n} is not a Meta{n} the meter can hold")
+    models = data["models"]
+    wanted = _state_models()
+    if not isinstance(models, dict) or set(models) != set(wanted):
+        got = sorted(models) if isinstance(models, dict) else type(models).__name__
+        raise ValueError(f"models must hold exactly {sorted(wanted)}, not {got}")
+    images: list[tuple[ModelInstance, list[int]]] = []
+    for key, m in wanted.items():
+        raw = _hex_bytes(f"model {key}", models[key])
+        if len(raw) != (m.length + 2) * 2:
+            raise ValueError(f"model {key} has {len(raw) // 2} registers, expected {m.length + 2}")
+        image = [int.from_bytes(raw[k : k + 2], "big") for k in range(0, len(raw), 2)]
+        if image[0] != m.model_id or image[1] != m.length:
+            raise ValueError(f"model {key} starts with {image[:2]}, not [{m.model_id}, {m.length}]")
+        images.append((m, image))
+    return NonVolatile(**data), images
 
 
 def _int16_power(tens_of_watts: float) -> int:

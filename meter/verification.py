@@ -23,11 +23,23 @@ def _fail(reason: str) -> VerifyOutcome:
     return VerifyOutcome(False, [f"not verified: {reason}"])
 
 
+_BLANK = " \t\r\n"  # ASCII white space only: an OCMF payload may hold U+2028, U+0085, ...
+
+
+def _lines(text: str) -> list[str]:
+    """The non-blank lines of `text`, split on "\n" only (a trailing "\r" is dropped).
+
+    Not str.splitlines(): it also splits on U+2028, U+0085, \x1c-\x1e, \v and \f, which a
+    record's metadata may hold unescaped (JSON allows them in strings).
+    """
+    return [line.strip(_BLANK) for line in text.split("\n") if line.strip(_BLANK)]
+
+
 def _records_from(source: str) -> list[str]:
     """The OCMF records of `source`: the string itself, or the non-empty lines of a file."""
-    text = source.strip()
+    text = source.strip(_BLANK)
     if text.startswith("OCMF|"):
-        return [line.strip() for line in text.splitlines() if line.strip()]
+        return _lines(text)
     if not text:
         raise ValueError("no OCMF record given")
     path = Path(text).expanduser()
@@ -41,7 +53,7 @@ def _records_from(source: str) -> list[str]:
         raise ValueError(f"cannot read {path}: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
         raise ValueError(f"file {path} is not UTF-8 text") from None
-    records = [line.strip() for line in content.splitlines() if line.strip()]
+    records = _lines(content)
     if not records:
         raise ValueError(f"file {path} holds no OCMF record")
     return records

@@ -87,6 +87,8 @@ def test_meter_commands_and_verify_round_trip(
     assert info["manufacturer"] == "BAUER Electronic" and info["device_address"] == 42
     assert len(info["firmware_hash"]) == 64
     assert run_json(capsys, ["meter", "--url", url, "pubkey"])["public_key"] == sim.public_key()
+    clock = run_json(capsys, ["meter", "--url", url, "set-clock", "--tzo", "60"])
+    assert clock["set_count"] == 1 and clock["tzo_minutes"] == 60
 
     snap = run_json(
         capsys,
@@ -99,7 +101,12 @@ def test_meter_commands_and_verify_round_trip(
 
     assert main(["verify", ocmf, "--public-key", sim.public_key()]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("verified:") and "T" in out and out.count("\n") == 1
+    assert out.startswith("verified:") and out.count("\n") == 1
+    assert f"meter {info['meter_address']}," in out, out
+    assert f", T{snap['response_counter']}," in out and snap["response_counter"] == 1, out
+    assert "B 0.00 kWh (total " in out, out
+    assert snap["time"] is not None and snap["time"].endswith("+01:00")
+    assert f" at {snap['time']}," in out, out
 
     tampered = ocmf.replace('"RV":0.00', '"RV":0.01')
     assert tampered != ocmf
@@ -127,3 +134,46 @@ def test_meter_errors_are_one_line_with_what_to_do(
     assert "MeterConnectionError" in err and "retry" in err and "\n" not in err
     assert main(["meter", "--url", "ftp://x", "energy"]) == 2
     assert "scheme" in capsys.readouterr().err
+
+
+def test_snapshot_with_event_flags_prints_the_signed_snapshot_and_the_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    port = free_port()
+    sim = SimProcess(
+        [
+            "--listen",
+            f"tcp://127.0.0.1:{port}",
+            "--sign-delay",
+            "0.05",
+            "--key",
+            str(tmp_path / "meter.key"),
+            "--fault",
+            "events=0x40000",
+        ]
+    )
+    try:
+        code = main(["meter", "--url", f"tcp://127.0.0.1:{port}", "snapshot", "current"])
+        captured = capsys.readouterr()
+    finally:
+        sim.stop()
+    assert code == 3
+    assert "MeterEventsSet" in captured.err and captured.err.count("\n") == 1
+    data = json.loads(captured.out)
+    assert data["kind"] == "current" and data["events"] == 0x40000
+    assert data["error"]["type"] == "MeterEventsSet" and data["error"]["action"] == "fault"
+    assert data["ocmf"].startswith("OCMF|")
+    assert main(["verify", data["ocmf"], "--public-key", sim.public_key()]) == 1
+    assert "signature valid but not billable" in capsys.readouterr().out
+
+
+def test_simulator_refuses_a_corrupt_state_file_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state = tmp_path / "unit-42.json"
+    state.write_text('{"version": 1, "meta": []}')
+    args = ["simulate-meter", "--listen", f"tcp://127.0.0.1:{free_port()}"]
+    assert main([*args, "--state-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("simulate-meter: meter state file ") and str(state) in err
+    assert err.count("\n") == 1 and "Traceback" not in err

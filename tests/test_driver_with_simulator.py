@@ -21,6 +21,7 @@ from meter.errors import (
     PublicKeyMismatch,
     SnapshotFailed,
     SnapshotGeneralError,
+    SnapshotIncomplete,
     SnapshotInvalid,
     SnapshotNoDoeRelease,
     SnapshotTimeout,
@@ -105,13 +106,14 @@ async def test_ocmf_is_read_only_up_to_its_nul(station: StationFactory) -> None:
     await meter.take_snapshot(SnapshotKind.CURRENT)  # learns the OCMF style
     st.bus.stats.reset()
     snap = await meter.take_snapshot(SnapshotKind.CURRENT)
-    ocmf_registers = len(snap.ocmf) // 2 + 1  # the text and its terminating NUL
+    ocmf_registers = 2 + len(snap.ocmf) // 2 + 1  # Typ, St, the text and its terminating NUL
     ocmf_reads = -(-ocmf_registers // 125)
     snapshot_registers = 204 + (len(snap.signature) + 1) // 2  # Typ .. BSig, Sig up to BSig
-    polls = st.bus.stats.reads - 3 - ocmf_reads
+    baseline_registers = 2 + 1  # global RCnt, the model's St before the trigger
+    polls = st.bus.stats.reads - 2 - 3 - ocmf_reads
     assert st.bus.stats.writes == 1
     assert polls >= 1
-    ocmf_read = st.bus.stats.registers_read - polls - snapshot_registers
+    ocmf_read = st.bus.stats.registers_read - baseline_registers - polls - snapshot_registers
     assert ocmf_registers <= ocmf_read <= ocmf_registers + 2
     assert ocmf_read < regmap.OCMF_TEXT_REGISTERS
 
@@ -166,15 +168,16 @@ async def test_event_flags_raise_but_keep_the_signed_snapshot(station: StationFa
     assert "firmware hash" in str(info.value)
     with pytest.raises(MeterEventsSet) as info2:
         await meter.take_snapshot(SnapshotKind.CURRENT)
-    snap = info2.value.snapshot  # type: ignore[attr-defined]
-    assert snap.fields.evt == 1 << 18
+    snap = info2.value.snapshot
+    assert snap is not None and snap.fields.evt == 1 << 18
     key = await meter.public_key()
     check = verify_ocmf(parse_ocmf(snap.ocmf), key)
     assert check.signature_valid and not check.billable
 
 
-async def test_no_reply_and_late_reply_are_retryable(station: StationFactory) -> None:
-    st = await station(request_timeout=0.3)
+@pytest.mark.parametrize("link", ["tcp", "rtu+tcp", "serial"])
+async def test_no_reply_and_late_reply_are_retryable(station: StationFactory, link: str) -> None:
+    st = await station(link=link, request_timeout=0.3)
     meter, sim = st.meter(), st.sim()
     sim.faults.no_reply = True
     t0 = time.monotonic()
@@ -186,17 +189,27 @@ async def test_no_reply_and_late_reply_are_retryable(station: StationFactory) ->
     sim.faults.reply_delay = 0.6
     with pytest.raises(MeterNoReply):
         await meter.energy()
-    await asyncio.sleep(0.7)  # let the late reply pass
+    # no pause: the late reply is still on its way while the next requests go out
     sim.faults.reply_delay = 0.1
     assert (await meter.energy()).events == 0
+    ident = await meter.identity()
+    assert ident.manufacturer == "BAUER Electronic" and ident.meter_address == sim.meter_address
 
 
-async def test_slow_signer_times_out_as_retryable(station: StationFactory) -> None:
+async def test_slow_signer_times_out_and_is_read_back_not_retaken(
+    station: StationFactory,
+) -> None:
     st = await station(sign_delay=1.0)
+    sim = st.sim()
     meter = BsmWs36a(st.bus, unit=42, timeouts=MeterTimeouts(snapshot=0.3, poll_interval=0.02))
     with pytest.raises(SnapshotTimeout) as info:
         await meter.take_snapshot(SnapshotKind.CURRENT)
-    assert info.value.action is Action.RETRY
+    assert isinstance(info.value, SnapshotIncomplete)
+    assert info.value.action is Action.READ_BACK
+    assert info.value.after_rcnt == 0 and sim.nv.rcnt == 1
+    snap = await meter.resume_snapshot(SnapshotKind.CURRENT, info.value.after_rcnt, timeout=3)
+    assert snap is not None and snap.fields.rcnt == 1
+    assert sim.nv.rcnt == 1, "read back, not triggered again"
 
 
 async def test_pinned_key_mismatch_is_refused(station: StationFactory) -> None:

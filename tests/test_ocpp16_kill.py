@@ -28,16 +28,20 @@ class Bench:
     def __init__(self, csms: TestCsms, tmp: Path) -> None:
         self.csms = csms
         self.tmp = tmp
-        cfg = station_yaml(tmp / "station.yaml", csms.url, tmp / "state", sign_delay=0.3,
-                           connectors=1)
+        cfg = station_yaml(
+            tmp / "station.yaml", csms.url, tmp / "state", sign_delay=0.3, connectors=1
+        )
         self.proc = StationProcess(cfg, tmp / "daemon.log")
         self.address = ControlAddress("unix:control.sock", tmp / "state")
 
     async def boot(self) -> None:
         boots = len(self.csms.messages("BootNotification"))
         self.proc.start()
-        await wait_until(lambda: len(self.csms.messages("BootNotification")) > boots,
-                         timeout=30, what="BootNotification")
+        await wait_until(
+            lambda: len(self.csms.messages("BootNotification")) > boots,
+            timeout=30,
+            what="BootNotification",
+        )
         await self.csms.wait_connected(STATION_ID, timeout=10)
 
     async def quiet(self, timeout: float = 30) -> dict[str, Any]:
@@ -49,10 +53,15 @@ class Bench:
                 _, status = await request(self.address, "GET", "/status")
             except OSError:
                 status = {}
-            if status and status["outbox"] == 0 and status["online"] and all(
-                c["transaction"] is None and c["status"] in ("Available", "Preparing",
-                                                            "Finishing")
-                for c in status["connectors"]
+            if (
+                status
+                and status["outbox"] == 0
+                and status["online"]
+                and all(
+                    c["transaction"] is None
+                    and c["status"] in ("Available", "Preparing", "Finishing")
+                    for c in status["connectors"]
+                )
             ):
                 return status
             if loop.time() > deadline:
@@ -159,16 +168,18 @@ STEPS: dict[str, Step] = {
 async def test_sigkill_at_each_step_loses_and_duplicates_nothing(bench: Bench, step: str) -> None:
     await bench.boot()
     key = await meter_key(bench.csms, 1)
-    await bench.csms.call(STATION_ID, "RemoteStartTransaction", {"idTag": "KILL-1",
-                                                                 "connectorId": 1})
+    await bench.csms.call(
+        STATION_ID, "RemoteStartTransaction", {"idTag": "KILL-1", "connectorId": 1}
+    )
     await STEPS[step](bench)
     bench.proc.kill()
     await asyncio.sleep(0.2)
     await bench.boot()
     await bench.quiet()
     # one more complete session after the recovery: the meter still pairs begin and end
-    await bench.csms.call(STATION_ID, "RemoteStartTransaction", {"idTag": "AFTER-1",
-                                                                 "connectorId": 1})
+    await bench.csms.call(
+        STATION_ID, "RemoteStartTransaction", {"idTag": "AFTER-1", "connectorId": 1}
+    )
     await after_remote_stop(bench)
     await bench.quiet()
     assert check_invariants(bench.csms, key) >= 1

@@ -39,15 +39,24 @@ def _name(cn: str) -> x509.Name:
 
 
 def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> Path:
-    path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                       serialization.PrivateFormat.PKCS8,
-                                       serialization.NoEncryption()))
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     return path
 
 
-def _cert(subject: str, key: ec.EllipticCurvePrivateKey, issuer: str,
-          issuer_key: ec.EllipticCurvePrivateKey, ca: bool, san: bool = False
-          ) -> x509.Certificate:
+def _cert(
+    subject: str,
+    key: ec.EllipticCurvePrivateKey,
+    issuer: str,
+    issuer_key: ec.EllipticCurvePrivateKey,
+    ca: bool,
+    san: bool = False,
+) -> x509.Certificate:
     now = dt.datetime.now(dt.UTC)
     builder = (
         x509.CertificateBuilder()
@@ -61,8 +70,9 @@ def _cert(subject: str, key: ec.EllipticCurvePrivateKey, issuer: str,
     )
     if san:
         builder = builder.add_extension(
-            x509.SubjectAlternativeName([x509.DNSName("localhost"),
-                                         x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
             critical=False,
         )
     return builder.sign(issuer_key, hashes.SHA256())
@@ -84,12 +94,19 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     (d / "other-ca.pem").write_bytes(other.public_bytes(pem))
     (d / "server.pem").write_bytes(server.public_bytes(pem))
     (d / "client.pem").write_bytes(client.public_bytes(pem))
-    return Pki(d / "ca.pem", d / "server.pem", _write_key(d / "server.key", server_key),
-               d / "client.pem", _write_key(d / "client.key", client_key), d / "other-ca.pem")
+    return Pki(
+        d / "ca.pem",
+        d / "server.pem",
+        _write_key(d / "server.key", server_key),
+        d / "client.pem",
+        _write_key(d / "client.key", client_key),
+        d / "other-ca.pem",
+    )
 
 
-def server_context(pki: Pki, client_certs: bool = False,
-                   max_version: ssl.TLSVersion | None = None) -> ssl.SSLContext:
+def server_context(
+    pki: Pki, client_certs: bool = False, max_version: ssl.TLSVersion | None = None
+) -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(str(pki.server_cert), str(pki.server_key))
     if max_version is not None:
@@ -116,8 +133,9 @@ async def runs() -> AsyncIterator[list[Run]]:
         await r.csms.stop()
 
 
-async def run(runs: list[Run], tmp: Path, csms: TestCsms, scheme: str,
-              csms_cfg: dict[str, Any]) -> Run:
+async def run(
+    runs: list[Run], tmp: Path, csms: TestCsms, scheme: str, csms_cfg: dict[str, Any]
+) -> Run:
     port = await csms.start(host="127.0.0.1")
     url = f"{scheme}://localhost:{port}/ocpp"
     cfg = station_yaml(tmp / "station.yaml", url, tmp / "state", csms=csms_cfg)
@@ -131,16 +149,22 @@ async def run(runs: list[Run], tmp: Path, csms: TestCsms, scheme: str,
 async def test_profile_1_basic_auth(tmp_path: Path, runs: list[Run]) -> None:
     (tmp_path / "pw").write_text(PASSWORD + "\n")
     csms = TestCsms(basic_auth={STATION_ID: PASSWORD})
-    await run(runs, tmp_path, csms, "ws",
-              {"security_profile": 1, "password": {"file": str(tmp_path / "pw")}})
+    await run(
+        runs,
+        tmp_path,
+        csms,
+        "ws",
+        {"security_profile": 1, "password": {"file": str(tmp_path / "pw")}},
+    )
     await csms.wait_connected(STATION_ID, timeout=10)
     assert csms.connection_info(STATION_ID)["basic_auth_user"] == STATION_ID
 
 
 async def test_profile_1_wrong_password_is_refused(tmp_path: Path, runs: list[Run]) -> None:
     csms = TestCsms(basic_auth={STATION_ID: PASSWORD})
-    await run(runs, tmp_path, csms, "ws",
-              {"security_profile": 1, "password": "0123456789abcdef-WRONG"})
+    await run(
+        runs, tmp_path, csms, "ws", {"security_profile": 1, "password": "0123456789abcdef-WRONG"}
+    )
     await asyncio.sleep(1.0)
     assert not csms.is_connected(STATION_ID)
     assert not csms.received
@@ -148,8 +172,13 @@ async def test_profile_1_wrong_password_is_refused(tmp_path: Path, runs: list[Ru
 
 async def test_profile_2_tls_with_basic_auth(tmp_path: Path, runs: list[Run], pki: Pki) -> None:
     csms = TestCsms(ssl_context=server_context(pki), basic_auth={STATION_ID: PASSWORD})
-    await run(runs, tmp_path, csms, "wss",
-              {"security_profile": 2, "password": PASSWORD, "ca_file": str(pki.ca)})
+    await run(
+        runs,
+        tmp_path,
+        csms,
+        "wss",
+        {"security_profile": 2, "password": PASSWORD, "ca_file": str(pki.ca)},
+    )
     await csms.wait_connected(STATION_ID, timeout=10)
     info = csms.connection_info(STATION_ID)
     assert info["tls"] and info["basic_auth_user"] == STATION_ID
@@ -159,8 +188,13 @@ async def test_profile_2_rejects_an_unknown_server_certificate(
     tmp_path: Path, runs: list[Run], pki: Pki
 ) -> None:
     csms = TestCsms(ssl_context=server_context(pki), basic_auth={STATION_ID: PASSWORD})
-    await run(runs, tmp_path, csms, "wss",
-              {"security_profile": 2, "password": PASSWORD, "ca_file": str(pki.other_ca)})
+    await run(
+        runs,
+        tmp_path,
+        csms,
+        "wss",
+        {"security_profile": 2, "password": PASSWORD, "ca_file": str(pki.other_ca)},
+    )
     await asyncio.sleep(1.0)
     assert not csms.is_connected(STATION_ID)
 
@@ -171,16 +205,30 @@ async def test_tls_below_1_2_is_refused(tmp_path: Path, runs: list[Run], pki: Pk
     except (ValueError, ssl.SSLError):
         pytest.skip("this OpenSSL cannot even offer TLS 1.1")
     csms = TestCsms(ssl_context=old, basic_auth={STATION_ID: PASSWORD})
-    await run(runs, tmp_path, csms, "wss",
-              {"security_profile": 2, "password": PASSWORD, "ca_file": str(pki.ca)})
+    await run(
+        runs,
+        tmp_path,
+        csms,
+        "wss",
+        {"security_profile": 2, "password": PASSWORD, "ca_file": str(pki.ca)},
+    )
     await asyncio.sleep(1.0)
     assert not csms.is_connected(STATION_ID)
 
 
 async def test_profile_3_client_certificate(tmp_path: Path, runs: list[Run], pki: Pki) -> None:
     csms = TestCsms(ssl_context=server_context(pki, client_certs=True), require_client_cert=True)
-    await run(runs, tmp_path, csms, "wss",
-              {"security_profile": 3, "ca_file": str(pki.ca),
-               "client_cert": str(pki.client_cert), "client_key": str(pki.client_key)})
+    await run(
+        runs,
+        tmp_path,
+        csms,
+        "wss",
+        {
+            "security_profile": 3,
+            "ca_file": str(pki.ca),
+            "client_cert": str(pki.client_cert),
+            "client_key": str(pki.client_key),
+        },
+    )
     await csms.wait_connected(STATION_ID, timeout=10)
     assert csms.connection_info(STATION_ID)["client_cert_cn"] == STATION_ID

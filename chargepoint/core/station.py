@@ -246,8 +246,14 @@ class Station:
         if free is None:
             return "rejected: no free connector"
         c = free
-        decision = await self.authorizer.authorize(id_tag, self.is_online())
+        c.pending_id_tag = id_tag  # claimed while the tag is checked
+        try:
+            decision = await self.authorizer.authorize(id_tag, self.is_online())
+        except BaseException:
+            self._release_claim(c)
+            raise
         if not decision.accepted:
+            self._release_claim(c)
             status = decision.info.status if decision.info else "unknown"
             log.info("id tag %s not accepted (%s, %s)", id_tag, status, decision.source)
             return f"rejected: {status}"
@@ -274,13 +280,19 @@ class Station:
         c = self._free_connector(connector_id)
         if c is None:
             return False
+        c.pending_id_tag = id_tag  # claimed until the start ends
         self._spawn(self._remote_start(c, id_tag), f"remote start connector {c.id}")
         return True
 
     async def _remote_start(self, c: Connector, id_tag: str) -> None:
-        decision: Decision = await self.authorizer.authorize_remote(id_tag, self.is_online())
+        try:
+            decision: Decision = await self.authorizer.authorize_remote(id_tag, self.is_online())
+        except BaseException:
+            self._release_claim(c)
+            raise
         if not decision.accepted:
             log.info("remote start for %s not authorized", id_tag)
+            self._release_claim(c)
             return
         await self._start(c, id_tag, "RemoteStart")
 
@@ -391,7 +403,6 @@ class Station:
                 and c.pending_id_tag is None
                 and c.operative
                 and c.status in (S.AVAILABLE, S.PREPARING)
-                and not c.lock.locked()
             ):
                 return c
         return None
@@ -406,19 +417,25 @@ class Station:
         if c.meter.sim is not None:
             c.meter.sim.set_power(c.config.ev.power_w if on else 0.0)
 
+    def _release_claim(self, c: Connector) -> None:
+        c.pending_id_tag = None
+        if c.tx is None and c.status is S.PREPARING and not c.plugged:
+            c.sm.go(S.AVAILABLE)
+
     async def _start(self, c: Connector, id_tag: str, trigger: str) -> None:
+        """Run a claimed connector's start (its pending_id_tag is set by the caller)."""
         async with c.lock:
-            if c.tx is not None or not c.operative or c.status is S.FAULTED:
-                return
             c.pending_id_tag = id_tag
             try:
+                if c.tx is not None or not c.operative or c.status is S.FAULTED:
+                    return
                 if not await self._wait_for_ev(c):
                     return
                 if c.status is not S.PREPARING:
                     c.sm.go(S.PREPARING)
                 await self._begin(c, id_tag, trigger)
             finally:
-                c.pending_id_tag = None
+                self._release_claim(c)
 
     async def _wait_for_ev(self, c: Connector) -> bool:
         if c.plugged:
