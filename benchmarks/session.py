@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ import yaml
 
 from chargepoint.core import events
 from chargepoint.store import Store, utc_now
-from chargepoint.testcsms import TestCsms
+from chargepoint.testcsms import Received, TestCsms
 from meter import bsm_registers as regmap
 from meter.snapshot import SnapshotKind
 from meter.sunspec import plan_reads
@@ -111,6 +112,13 @@ async def start_session(csms: TestCsms, connector: int, tag: str) -> int:
     raise TimeoutError("no transaction id")
 
 
+def _is_stop_of(transaction_id: int) -> Callable[[Received], bool]:
+    def check(r: Received) -> bool:
+        return bool(r.payload["transactionId"] == transaction_id)
+
+    return check
+
+
 def end_record_length(stop: dict[str, Any]) -> int:
     """Length of the signed End OCMF in a StopTransaction (OCA signed value format)."""
     for mv in stop.get("transactionData", []):
@@ -131,12 +139,7 @@ async def timed_stop(csms: TestCsms, transaction_ids: list[int]) -> tuple[float,
         )
     )
     stops = [
-        await csms.wait_for(
-            "StopTransaction",
-            lambda r, t=t: r.payload["transactionId"] == t,
-            after=mark,
-            timeout=60,
-        )
+        await csms.wait_for("StopTransaction", _is_stop_of(t), after=mark, timeout=60)
         for t in transaction_ids
     ]
     last = max(r.at for r in stops)
@@ -162,7 +165,7 @@ async def main(sign_delay: float, idle_seconds: float) -> None:
     try:
         await csms.wait_for("BootNotification", timeout=60)
         await asyncio.sleep(2)
-        rss0, cpu0 = proc_figures(proc.pid)
+        _, cpu0 = proc_figures(proc.pid)
         await asyncio.sleep(idle_seconds)
         rss1, cpu1 = proc_figures(proc.pid)
         print(
