@@ -2,7 +2,8 @@
 
 The simulated meter holds every reply for the time its frames take on the wire and signs
 in 2.0 s. The floor is the signing delay plus the wire time of the fewest frames that can
-do the job: one trigger write, one status read that sees "valid", the snapshot model in
+do the job safely: the RCnt baseline and the model's status (so a pending snapshot is never
+triggered twice), one trigger write, one status read that sees "valid", the snapshot model in
 the three reads its data points allow (Typ..BSig and the signature's BSig bytes), and the
 OCMF text up to its NUL in ceil(n/125) reads.
 
@@ -45,13 +46,16 @@ class Run:
 
 def floor_seconds(sign_delay: float, snap: SignedSnapshot) -> float:
     model = regmap.SNAPSHOT_MODELS[snap.kind]
-    wire = LINE.write_seconds(1) + LINE.read_seconds(1)  # trigger, one status read
+    # before the trigger: the global RCnt (the baseline) and the model's St (is one pending?)
+    wire = LINE.read_seconds(2) + LINE.read_seconds(1)
+    wire += LINE.write_seconds(1) + LINE.read_seconds(1)  # trigger, one status read
     sig_regs = (len(snap.signature) + 1) // 2
     needed = (*model.span("Typ", "BSig"), model.get("Sig"))
     for req in plan_reads(model, needed):
         end = min(req.address + req.count, model.wire("Sig") + sig_regs)
         wire += LINE.read_seconds(end - req.address)
-    ocmf_regs = len(snap.ocmf.encode()) // 2 + 1  # the text and the register with its NUL
+    # Typ and St of the OCMF model (checked against the snapshot), the text and its NUL
+    ocmf_regs = 2 + len(snap.ocmf.encode()) // 2 + 1
     while ocmf_regs > 0:
         wire += LINE.read_seconds(min(125, ocmf_regs))
         ocmf_regs -= 125

@@ -71,12 +71,13 @@ def write_config(path: Path, csms_url: str, state: Path, sign_delay: float) -> P
 def turn_off_bus_seconds(signature_bytes: int = 71, ocmf_bytes: int = 700) -> float:
     """Wire time of the fewest frames that take and read one turn-off snapshot."""
     model = regmap.SNAPSHOT_MODELS[SnapshotKind.TURN_OFF]
-    seconds = LINE.write_seconds(1) + LINE.read_seconds(1)
+    seconds = LINE.read_seconds(2) + LINE.read_seconds(1)  # RCnt baseline, pending check
+    seconds += LINE.write_seconds(1) + LINE.read_seconds(1)  # trigger, status read
     needed = (*model.span("Typ", "BSig"), model.get("Sig"))
     for req in plan_reads(model, needed):
         end = min(req.address + req.count, model.wire("Sig") + (signature_bytes + 1) // 2)
         seconds += LINE.read_seconds(end - req.address)
-    regs = ocmf_bytes // 2 + 1
+    regs = 2 + ocmf_bytes // 2 + 1  # Typ, St, the text and its NUL
     while regs > 0:
         seconds += LINE.read_seconds(min(125, regs))
         regs -= 125

@@ -127,6 +127,7 @@ class SimulatedBsm:
         self._last_energy_update = time.monotonic()
         self._last_energy_save = time.monotonic()
         self._power_now = 0.0
+        self._issued_rcnt = 0
         self._tasks: dict[SnapshotKind, asyncio.Task[None]] = {}
         self._background_save: asyncio.Task[None] | None = None
         self._save_lock = asyncio.Lock()
@@ -421,7 +422,8 @@ class SimulatedBsm:
 
     def _collect(self, kind: SnapshotKind) -> SnapshotFields:
         self.refresh()
-        self.nv.rcnt += 1
+        # RCnt is committed with the signed snapshot: one cut off by a power loss is not counted
+        self._issued_rcnt = max(self._issued_rcnt, self.nv.rcnt) + 1
         meta = [bytes.fromhex(h) for h in self.nv.meta]
         fields = SnapshotFields(
             typ=int(kind),
@@ -431,7 +433,7 @@ class SimulatedBsm:
             w=_int16_power(self._power_now / 10),
             w_sf=1,
             ma1=self.meter_address.encode(),
-            rcnt=self.nv.rcnt,
+            rcnt=self._issued_rcnt,
             os=self.operating_seconds,
             epoch=self.epoch,
             tzo=self.nv.tzo,
@@ -462,6 +464,7 @@ class SimulatedBsm:
             )
             return
         self.write_signed(kind, fields)
+        self.nv.rcnt = max(self.nv.rcnt, fields.rcnt)
         # Like the device, keep the signed snapshot non-volatile before it reads as valid.
         state = self._state()
         self._put(snap_model, "St", SnapshotStatus.UPDATING)

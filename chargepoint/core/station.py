@@ -31,7 +31,7 @@ from chargepoint.core.status import (
     StatusReport,
 )
 from chargepoint.store import AsyncStore, TransactionRow, utc_now
-from meter.errors import Action, MeterError, MeterEventsSet
+from meter.errors import Action, MeterError, SnapshotIncomplete
 from meter.keys import PublicKeyInfo
 from meter.snapshot import SignedSnapshot, SnapshotKind
 
@@ -494,9 +494,18 @@ class Station:
             )
             await driver.write_metadata(*meta)
             signed_at = utc_now()
-            snap = await driver.take_snapshot(SnapshotKind.TURN_ON)
+            try:
+                snap = await driver.take_snapshot(SnapshotKind.TURN_ON)
+            except SnapshotIncomplete as incomplete:
+                resumed = await driver.resume_snapshot(SnapshotKind.TURN_ON, incomplete.after_rcnt)
+                if resumed is None:
+                    raise
+                snap = resumed
         except MeterError as exc:
             self._meter_fault(c, exc)
+            if exc.snapshot is not None or isinstance(exc, SnapshotIncomplete):
+                # a turn-on may be signed on the meter: switch it off again (RCnt pairing)
+                self._spawn(self._close_orphan_turn_on(c), f"close turn-on connector {c.id}")
             return
         begin = _signed_value(snap, signed_at, key)
         meter_start = begin["energy_wh"]
@@ -660,14 +669,26 @@ class Station:
         for attempt in range(1, END_SNAPSHOT_ATTEMPTS + 1):
             try:
                 await driver.ensure_identity()
-                return await driver.take_snapshot(SnapshotKind.TURN_OFF), None
-            except MeterEventsSet as exc:
-                snap: SignedSnapshot | None = getattr(exc, "snapshot", None)
-                c.meter_fault = str(exc)
-                if snap is not None:
-                    return snap, None
-                last_error = str(exc)
+                try:
+                    return await driver.take_snapshot(SnapshotKind.TURN_OFF), None
+                except SnapshotIncomplete as incomplete:
+                    # the meter may still finish it: read it back, never trigger a second one
+                    log.warning(
+                        "connector %d: turn-off snapshot incomplete (%s); reading it back",
+                        c.id,
+                        incomplete,
+                    )
+                    resumed = await driver.resume_snapshot(
+                        SnapshotKind.TURN_OFF, incomplete.after_rcnt
+                    )
+                    if resumed is not None:
+                        return resumed, None
+                    raise
             except MeterError as exc:
+                if exc.snapshot is not None and exc.snapshot.ocmf:
+                    # signed, but the meter flags a problem: keep the signed value
+                    c.meter_fault = f"{type(exc).__name__}: {exc}"
+                    return exc.snapshot, None
                 last_error = f"{type(exc).__name__}: {exc}"
                 log.warning(
                     "connector %d: turn-off snapshot attempt %d failed: %s",
@@ -678,7 +699,7 @@ class Station:
                 paired = await self._paired_end(c, tx)
                 if paired is not None:
                     return paired, None
-                if exc.action is not Action.RETRY and attempt >= 2:
+                if exc.action not in (Action.RETRY, Action.READ_BACK) and attempt >= 2:
                     break
             await asyncio.sleep(END_SNAPSHOT_RETRY_S)
         c.meter_fault = last_error
