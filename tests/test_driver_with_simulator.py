@@ -114,7 +114,9 @@ async def test_ocmf_is_read_only_up_to_its_nul(station: StationFactory) -> None:
     assert st.bus.stats.writes == 1
     assert polls >= 1
     ocmf_read = st.bus.stats.registers_read - baseline_registers - polls - snapshot_registers
-    assert ocmf_registers <= ocmf_read <= ocmf_registers + 2
+    # the length is predicted with the longest DER signature (72 bytes, 144 hex digits): a
+    # shorter one leaves up to 2 registers read past the NUL's register
+    assert ocmf_registers <= ocmf_read <= ocmf_registers + 3
     assert ocmf_read < regmap.OCMF_TEXT_REGISTERS
 
 
@@ -206,7 +208,7 @@ async def test_slow_signer_times_out_and_is_read_back_not_retaken(
         await meter.take_snapshot(SnapshotKind.CURRENT)
     assert isinstance(info.value, SnapshotIncomplete)
     assert info.value.action is Action.READ_BACK
-    assert info.value.after_rcnt == 0 and sim.nv.rcnt == 1
+    assert info.value.after_rcnt == 0 and sim.nv.rcnt == 0, "committed only once signed"
     snap = await meter.resume_snapshot(SnapshotKind.CURRENT, info.value.after_rcnt, timeout=3)
     assert snap is not None and snap.fields.rcnt == 1
     assert sim.nv.rcnt == 1, "read back, not triggered again"

@@ -423,3 +423,68 @@ async def test_trigger_message_and_callerror_for_unknown(env: Env) -> None:
         "OccurenceConstraintViolation",
         "FormationViolation",
     )
+
+
+async def test_boot_pending_then_accepted_sends_nothing_else_before(env: Env) -> None:
+    env.csms.boot_status = "Pending"
+    env.csms.heartbeat_interval = 1  # the interval a Pending/Rejected boot is retried after
+    cfg = station_yaml(env.tmp / "station.yaml", env.csms.url, env.tmp / "state")
+    env.station = InProcessStation(cfg)
+    await env.station.start()
+    await wait_until(
+        lambda: len(env.csms.messages("BootNotification")) >= 2,
+        timeout=10,
+        what="a retried BootNotification",
+    )
+    assert set(actions(env.csms)) == {"BootNotification"}
+    env.csms.boot_status = "Accepted"
+    await env.csms.wait_for(
+        "StatusNotification", lambda r: r.payload["connectorId"] == 0, timeout=10
+    )
+
+
+async def test_offline_start_from_the_authorization_cache(env: Env) -> None:
+    await env.start()
+    await env.control("POST", "/connectors/1/plug")
+    code, _ = await env.control("POST", "/id-tag", {"id_tag": "CACHED-1", "connector": 1})
+    assert code == 200
+    await env.csms.wait_for("StartTransaction", timeout=15)
+    await env.control("POST", "/id-tag", {"id_tag": "CACHED-1"})
+    await env.csms.wait_for("StopTransaction", timeout=15)
+    await env.outbox_drained()
+    env.csms.refuse_connections(True)
+    await env.csms.disconnect(STATION_ID)
+    await asyncio.sleep(0.3)
+    # offline: the cached tag starts a session (LocalAuthorizeOffline), an unknown one does not
+    code, body = await env.control("POST", "/id-tag", {"id_tag": "UNKNOWN-9", "connector": 1})
+    assert code == 409, body
+    code, body = await env.control("POST", "/id-tag", {"id_tag": "CACHED-1", "connector": 1})
+    assert code == 200 and "cache" in body["result"], body
+    await asyncio.sleep(0.5)
+    env.csms.refuse_connections(False)
+    await wait_until(
+        lambda: len(env.csms.messages("StartTransaction")) == 2,
+        timeout=20,
+        what="the offline StartTransaction",
+    )
+    assert env.csms.messages("StartTransaction")[1].payload["idTag"] == "CACHED-1"
+    # ClearCache empties it: offline, the tag is unknown again
+    await env.outbox_drained()
+    answer = await env.csms.call(STATION_ID, "ClearCache", {})
+    assert answer["status"] == "Accepted"
+
+
+async def test_unlock_and_data_transfer_answers(env: Env) -> None:
+    await env.start()
+    answer = await env.csms.call(STATION_ID, "UnlockConnector", {"connectorId": 1})
+    assert answer["status"] == "Unlocked"
+    answer = await env.csms.call(STATION_ID, "UnlockConnector", {"connectorId": 9})
+    assert answer["status"] == "NotSupported"
+    answer = await env.csms.call(STATION_ID, "DataTransfer", {"vendorId": "com.example"})
+    assert answer["status"] == "UnknownVendorId"
+    await env.csms.call(STATION_ID, "RemoteStartTransaction", {"idTag": "UL-1", "connectorId": 1})
+    await env.csms.wait_for("StartTransaction", timeout=15)
+    answer = await env.csms.call(STATION_ID, "UnlockConnector", {"connectorId": 1})
+    assert answer["status"] == "Unlocked"
+    stop = await env.csms.wait_for("StopTransaction", timeout=15)
+    assert stop.payload["reason"] == "UnlockCommand"
