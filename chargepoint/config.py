@@ -281,7 +281,6 @@ class CsmsConfig(_Model):
     ca_file: Path | None = None
     client_cert: Path | None = None
     client_key: Path | None = None
-    ping_interval: StrictFloat = Field(default=30.0, gt=0)
     call_timeout: StrictFloat = Field(default=30.0, gt=0)
     reconnect_min_delay: StrictFloat = Field(default=1.0, gt=0)
     reconnect_max_delay: StrictFloat = Field(default=60.0, gt=0)
@@ -505,7 +504,6 @@ class OcppSettings(_Model):
     clock_aligned_data_interval: StrictInt = Field(default=0, ge=0)
     meter_values_aligned_data: str = "Energy.Active.Import.Register"
     stop_txn_sampled_data: str = ""
-    stop_txn_aligned_data: str = ""
     start_txn_sampled_data: str = ""
     authorize_remote_tx_requests: StrictBool = False
     local_authorize_offline: StrictBool = True
@@ -514,7 +512,6 @@ class OcppSettings(_Model):
     allow_offline_tx_for_unknown_id: StrictBool = False
     stop_transaction_on_invalid_id: StrictBool = True
     stop_transaction_on_ev_side_disconnect: StrictBool = True
-    unlock_connector_on_ev_side_disconnect: StrictBool = True
     connection_time_out: StrictInt = Field(default=60, ge=1)
     transaction_message_attempts: StrictInt = Field(default=3, ge=1)
     transaction_message_retry_interval: StrictInt = Field(default=60, ge=0)
@@ -526,14 +523,12 @@ class OcppSettings(_Model):
     public_key_with_signed_meter_value: Literal[
         "Never", "OncePerTransaction", "EveryMeterValue"
     ] = "OncePerTransaction"
-    reset_retries: StrictInt = Field(default=1, ge=0)
     web_socket_ping_interval: StrictInt = Field(default=30, ge=0)
 
     @field_validator(
         "meter_values_sampled_data",
         "meter_values_aligned_data",
         "stop_txn_sampled_data",
-        "stop_txn_aligned_data",
         "start_txn_sampled_data",
     )
     @classmethod

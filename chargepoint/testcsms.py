@@ -1,10 +1,13 @@
-"""A test CSMS for OCPP 1.6J: integration tests, benchmarks and the demo.
+"""A test CSMS for OCPP 1.6J and OCPP 2.0.1: integration tests, benchmarks and the demo.
 
 Built on the `ocpp` library's server side: a websockets server whose connection handler wraps each
-station's connection in a library ChargePoint subclass chosen by the negotiated subprotocol (only
-"ocpp1.6" for now; a 2.0.1 session class can be added to `SESSION_CLASSES`). The default answers
-come from `@on` handlers, so every CALL a station sends is checked against the OCPP JSON schemas
-and a violation is answered with a CALLERROR (and listed in `TestCsms.sent_errors`).
+station's connection in a library ChargePoint subclass chosen by the negotiated subprotocol
+("ocpp1.6": `Ocpp16Session`, "ocpp2.0.1": `Ocpp201Session`; see `SESSION_CLASSES`). The CSMS
+offers the versions given to its constructor (both by default) and takes the first subprotocol in
+the station's list (the station lists them in its order of preference) that it offers. The default
+answers come from `@on` handlers, so every CALL a station sends is checked against the OCPP JSON
+schemas of its version and a violation is answered with a CALLERROR (and listed in
+`TestCsms.sent_errors`).
 
 What the tests get:
 - `received`: every CALL the stations sent, in arrival order, with the payload as on the wire
@@ -12,7 +15,9 @@ What the tests get:
 - `call()`: CSMS -> station CALLs with an action name and a camelCase payload dict, one outstanding
   CALL per station as OCPP-J requires; `send_raw()` for frames the schemas would refuse.
 - Outages (`refuse_connections`, `disconnect`), late answers (`delay`), CALLERRORs (`fail_next`),
-  custom answers (`respond_with`), and `transaction_log()` built from what was received.
+  custom answers (`respond_with`), and `transaction_log()` (1.6) / `transaction_log_201()` (2.0.1)
+  built from what was received. All of these work the same for both versions; the action names
+  and payloads are those of the station's version.
 - Security profiles: HTTP Basic auth per station (1, 2), TLS (2) and TLS client certificates (3);
   `generate_test_pki()` writes a CA, a server and a client certificate for such tests.
 
@@ -20,6 +25,11 @@ Transactions: StartTransaction gets a fresh transactionId from one counter start
 StartTransaction repeated with the same connectorId, idTag, meterStart and timestamp (a station
 resending because the answer was lost) gets the same transactionId again, as a real CSMS
 deduplicates it.
+
+OCPP 2.0.1 transactions: the station names them (`transactionInfo.transactionId`, a string), so
+the CSMS assigns nothing; `transaction_log_201()` groups the TransactionEvents by that id. Id
+tokens are checked against `accept_id_tags` case-insensitively (the 2.0.1 spec says IdToken is
+case insensitive); a token of type "NoAuthorization" is always Accepted.
 """
 
 from __future__ import annotations
@@ -39,7 +49,7 @@ import logging
 import ssl
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar, cast
@@ -61,15 +71,22 @@ from ocpp.v16 import ChargePoint as _ChargePoint16  # type: ignore[import-untype
 from ocpp.v16 import call_result as result16  # type: ignore[import-untyped, unused-ignore]
 from ocpp.v16 import datatypes as datatypes16  # type: ignore[import-untyped, unused-ignore]
 from ocpp.v16.enums import Action as Action16  # type: ignore[import-untyped, unused-ignore]
+from ocpp.v201 import ChargePoint as _ChargePoint201  # type: ignore[import-untyped, unused-ignore]
+from ocpp.v201 import call_result as result201  # type: ignore[import-untyped, unused-ignore]
+from ocpp.v201 import datatypes as datatypes201  # type: ignore[import-untyped, unused-ignore]
+from ocpp.v201.enums import Action as Action201  # type: ignore[import-untyped, unused-ignore]
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, NegotiationError
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
 log = logging.getLogger("chargepoint.testcsms")
 
 SUBPROTOCOL_16 = "ocpp1.6"
+SUBPROTOCOL_201 = "ocpp2.0.1"
+# `TestCsms(versions=...)` names versions; each is offered as this subprotocol.
+VERSION_SUBPROTOCOLS: dict[str, str] = {"1.6": SUBPROTOCOL_16, "2.0.1": SUBPROTOCOL_201}
 OCPP_PATH = "/ocpp"
 
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -99,6 +116,7 @@ class Received:
     payload: dict[str, Any]
     unique_id: str
     at: float  # time.monotonic()
+    ocpp_version: str = "1.6"  # of the connection it came on: "1.6" or "2.0.1"
 
 
 @dataclass(frozen=True)
@@ -196,7 +214,7 @@ class _Session(_LibChargePoint):  # type: ignore[misc, unused-ignore]
     Overrides the library's `route_message` to record every frame, apply `fail_next`/`delay`/
     `respond_with`, and to route CALLRESULT/CALLERROR frames to `call()` and `send_raw()` (the
     library's own `call()` is not used: it takes dataclasses and converts keys).
-    Subclasses add the library's version class (`ocpp.v16.ChargePoint`, later
+    Subclasses add the library's version class (`ocpp.v16.ChargePoint`,
     `ocpp.v201.ChargePoint`: `_call`, `_call_result`, `_ocpp_version`) and the `@on` handlers.
     """
 
@@ -234,7 +252,12 @@ class _Session(_LibChargePoint):  # type: ignore[misc, unused-ignore]
         uid = str(msg.unique_id)
         payload = msg.payload if isinstance(msg.payload, dict) else {}
         rec = Received(
-            self.station_id, str(msg.action), copy.deepcopy(payload), uid, time.monotonic()
+            self.station_id,
+            str(msg.action),
+            copy.deepcopy(payload),
+            uid,
+            time.monotonic(),
+            str(self._ocpp_version),
         )
         self._incoming_actions[uid] = rec.action
         self.csms._record(rec)
@@ -468,8 +491,116 @@ class Ocpp16Session(_Session, _ChargePoint16):  # type: ignore[misc, unused-igno
         return result16.SignedFirmwareStatusNotification()
 
 
-# The subprotocols the CSMS offers, in order of preference, and the session class of each.
-SESSION_CLASSES: dict[str, type[_Session]] = {SUBPROTOCOL_16: Ocpp16Session}
+class Ocpp201Session(_Session, _ChargePoint201):  # type: ignore[misc, unused-ignore]
+    """OCPP 2.0.1: the answers a CSMS gives to the station-initiated CALLs.
+
+    The library hands the payload over with snake_case keys, nested objects as dicts (so an
+    idToken arrives as {"id_token": ..., "type": ...}). Error codes are the library's, which
+    are 2.0.1's ("FormatViolation", "OccurrenceConstraintViolation", ...).
+    """
+
+    subprotocol = SUBPROTOCOL_201
+
+    def _id_token_info(self, id_token: dict[str, Any]) -> Any:
+        status = self.csms._id_token_status(
+            str(id_token.get("id_token", "")), str(id_token.get("type", ""))
+        )
+        return datatypes201.IdTokenInfoType(status=status)
+
+    @_on(Action201.boot_notification)
+    def on_boot_notification(self, **_: Any) -> Any:
+        return result201.BootNotification(
+            current_time=utc_now_text(),
+            interval=int(self.csms.heartbeat_interval),
+            status=self.csms.boot_status,
+        )
+
+    @_on(Action201.heartbeat)
+    def on_heartbeat(self, **_: Any) -> Any:
+        return result201.Heartbeat(current_time=utc_now_text())
+
+    @_on(Action201.status_notification)
+    def on_status_notification(self, **_: Any) -> Any:
+        return result201.StatusNotification()
+
+    @_on(Action201.notify_report)
+    def on_notify_report(self, **_: Any) -> Any:
+        return result201.NotifyReport()
+
+    @_on(Action201.notify_event)
+    def on_notify_event(self, **_: Any) -> Any:
+        return result201.NotifyEvent()
+
+    @_on(Action201.notify_monitoring_report)
+    def on_notify_monitoring_report(self, **_: Any) -> Any:
+        return result201.NotifyMonitoringReport()
+
+    @_on(Action201.authorize)
+    def on_authorize(self, id_token: dict[str, Any], **_: Any) -> Any:
+        return result201.Authorize(id_token_info=self._id_token_info(id_token))
+
+    @_on(Action201.transaction_event)
+    def on_transaction_event(self, id_token: dict[str, Any] | None = None, **_: Any) -> Any:
+        # idTokenInfo is required in the answer when the request carried an idToken.
+        if id_token is None:
+            return result201.TransactionEvent()
+        return result201.TransactionEvent(id_token_info=self._id_token_info(id_token))
+
+    @_on(Action201.meter_values)
+    def on_meter_values(self, **_: Any) -> Any:
+        return result201.MeterValues()
+
+    @_on(Action201.data_transfer)
+    def on_data_transfer(self, **_: Any) -> Any:
+        return result201.DataTransfer(status="Accepted")
+
+    @_on(Action201.security_event_notification)
+    def on_security_event_notification(self, **_: Any) -> Any:
+        return result201.SecurityEventNotification()
+
+    @_on(Action201.firmware_status_notification)
+    def on_firmware_status_notification(self, **_: Any) -> Any:
+        return result201.FirmwareStatusNotification()
+
+    @_on(Action201.log_status_notification)
+    def on_log_status_notification(self, **_: Any) -> Any:
+        return result201.LogStatusNotification()
+
+    @_on(Action201.sign_certificate)
+    def on_sign_certificate(self, **_: Any) -> Any:
+        return result201.SignCertificate(status="Accepted")
+
+    @_on(Action201.reservation_status_update)
+    def on_reservation_status_update(self, **_: Any) -> Any:
+        return result201.ReservationStatusUpdate()
+
+    @_on(Action201.notify_charging_limit)
+    def on_notify_charging_limit(self, **_: Any) -> Any:
+        return result201.NotifyChargingLimit()
+
+    @_on(Action201.cleared_charging_limit)
+    def on_cleared_charging_limit(self, **_: Any) -> Any:
+        return result201.ClearedChargingLimit()
+
+    @_on(Action201.report_charging_profiles)
+    def on_report_charging_profiles(self, **_: Any) -> Any:
+        return result201.ReportChargingProfiles()
+
+    @_on(Action201.notify_customer_information)
+    def on_notify_customer_information(self, **_: Any) -> Any:
+        return result201.NotifyCustomerInformation()
+
+    @_on(Action201.notify_display_messages)
+    def on_notify_display_messages(self, **_: Any) -> Any:
+        return result201.NotifyDisplayMessages()
+
+
+# Every subprotocol the CSMS can speak and the session class of each. Which of them it offers is
+# `TestCsms(versions=...)`; the station's order of preference picks among those.
+SESSION_CLASSES: dict[str, type[_Session]] = {
+    SUBPROTOCOL_16: Ocpp16Session,
+    SUBPROTOCOL_201: Ocpp201Session,
+}
 
 
 # --------------------------------------------------------------------------------------------
@@ -490,7 +621,11 @@ def _subject_text(subject: Iterable[Iterable[tuple[str, str]]]) -> str:
 
 
 class TestCsms:
-    """An OCPP 1.6J CSMS on loopback for tests; see the module docstring."""
+    """An OCPP 1.6J / 2.0.1 CSMS on loopback for tests; see the module docstring.
+
+    `versions` are the OCPP versions offered ("1.6", "2.0.1"); a station offering none of them
+    gets HTTP 400 in the opening handshake.
+    """
 
     __test__ = False  # not a pytest test class
 
@@ -503,7 +638,15 @@ class TestCsms:
         ssl_context: ssl.SSLContext | None = None,
         basic_auth: dict[str, str] | None = None,
         require_client_cert: bool = False,
+        versions: tuple[str, ...] = ("1.6", "2.0.1"),
     ) -> None:
+        unknown = [v for v in versions if v not in VERSION_SUBPROTOCOLS]
+        if unknown or not versions:
+            raise ValueError(
+                f"versions must be some of {sorted(VERSION_SUBPROTOCOLS)}, got {versions!r}"
+            )
+        self.versions = tuple(dict.fromkeys(versions))
+        self.subprotocols = tuple(VERSION_SUBPROTOCOLS[v] for v in self.versions)
         # Answers; may be changed while running (e.g. Pending first, then Accepted).
         self.boot_status = boot_status
         self.heartbeat_interval = heartbeat_interval
@@ -549,7 +692,8 @@ class TestCsms:
             self._handle,
             host,
             port,
-            subprotocols=[Subprotocol(p) for p in SESSION_CLASSES],
+            subprotocols=[Subprotocol(p) for p in self.subprotocols],
+            select_subprotocol=self._select_subprotocol,
             process_request=self._process_request,
             process_response=self._process_response,
             ssl=self.ssl_context,
@@ -678,13 +822,19 @@ class TestCsms:
     def connection_info(self, station_id: str) -> dict[str, Any]:
         """The station's last accepted connection: subprotocol, auth user, client certificate.
 
-        Keys: station_id, subprotocol, basic_auth_user, client_cert_subject, client_cert_cn,
-        tls, path, remote, connections (how many were accepted so far), connected.
+        Keys: station_id, subprotocol (the negotiated one: "ocpp1.6" or "ocpp2.0.1"),
+        ocpp_version ("1.6" or "2.0.1"), offered_subprotocols (the station's list, in its
+        order), basic_auth_user, client_cert_subject, client_cert_cn, tls, path, remote,
+        connections (how many were accepted so far), connected.
         Raises KeyError for a station that never connected.
         """
         info = dict(self._info[station_id])
         info["connected"] = self.is_connected(station_id)
         return info
+
+    def ocpp_version(self, station_id: str) -> str:
+        """ "1.6" or "2.0.1": the version of the station's last accepted connection (KeyError)."""
+        return str(self._info[station_id]["ocpp_version"])
 
     @property
     def transactions(self) -> dict[int, dict[str, Any]]:
@@ -734,6 +884,45 @@ class TestCsms:
             elif rec.action == "MeterValues" and "transactionId" in rec.payload:
                 e = entry(int(rec.payload["transactionId"]), rec.station_id)
                 e["meter_values"].append(rec.payload)
+        return out
+
+    def transaction_log_201(self) -> dict[str, dict[str, Any]]:
+        """OCPP 2.0.1: transactionInfo.transactionId -> the TransactionEvents of that transaction.
+
+        Each entry: {"station_id", "events": the payloads in arrival order, "started": the
+        first Started payload or None, "ended": the first Ended payload or None,
+        "ended_count": how many Ended, "seq_nos": the seqNo of each event in arrival order}.
+        Built, like `transaction_log()`, from the CALLs that got a CALLRESULT: one refused with
+        `fail_next` (or as a schema violation) is not in it, its resend is. A resend after an
+        answer lost on the way counts twice (same seqNo twice in `seq_nos`).
+        """
+        out: dict[str, dict[str, Any]] = {}
+        for rec in self.received:
+            if rec.action != "TransactionEvent" or not self.answered(rec):
+                continue
+            info = rec.payload.get("transactionInfo")
+            if not isinstance(info, dict) or not isinstance(info.get("transactionId"), str):
+                continue
+            e = out.setdefault(
+                info["transactionId"],
+                {
+                    "station_id": rec.station_id,
+                    "events": [],
+                    "started": None,
+                    "ended": None,
+                    "ended_count": 0,
+                    "seq_nos": [],
+                },
+            )
+            e["events"].append(rec.payload)
+            e["seq_nos"].append(rec.payload.get("seqNo"))
+            event_type = rec.payload.get("eventType")
+            if event_type == "Started" and e["started"] is None:
+                e["started"] = rec.payload
+            elif event_type == "Ended":
+                e["ended_count"] += 1
+                if e["ended"] is None:
+                    e["ended"] = rec.payload
         return out
 
     # -- CSMS -> station -------------------------------------------------------------------
@@ -842,6 +1031,31 @@ class TestCsms:
             return "Accepted"
         return "Invalid"
 
+    def _id_token_status(self, id_token: str, token_type: str) -> str:
+        """OCPP 2.0.1: IdToken is case insensitive; NoAuthorization carries an empty token."""
+        if self.accept_id_tags is None or token_type == "NoAuthorization":
+            return "Accepted"
+        wanted = id_token.casefold()
+        if any(tag.casefold() == wanted for tag in self.accept_id_tags):
+            return "Accepted"
+        return "Invalid"
+
+    def _select_subprotocol(
+        self, connection: ServerConnection, offered: Sequence[Subprotocol]
+    ) -> Subprotocol | None:
+        """The first subprotocol in the station's list (its preference) that the CSMS offers."""
+        info = self._handshake_info.get(connection)
+        if info is not None:
+            info["offered_subprotocols"] = [str(p) for p in offered]
+        if not offered:
+            raise NegotiationError("missing subprotocol")
+        for subprotocol in offered:
+            if subprotocol in self.subprotocols:
+                return subprotocol
+        raise NegotiationError(
+            "invalid subprotocol; expected one of " + ", ".join(self.subprotocols)
+        )
+
     def _start_transaction(self, station_id: str, unique_id: str, key: tuple[Any, ...]) -> int:
         tx = self._tx_by_call.get((station_id, unique_id)) or self._tx_by_key.get((station_id, key))
         if tx is None:
@@ -864,6 +1078,7 @@ class TestCsms:
             "client_cert_cn": None,
             "tls": self.ssl_context is not None,
             "remote": connection.remote_address,
+            "offered_subprotocols": [],  # filled in by _select_subprotocol, which runs later
         }
         self._handshake_info[connection] = info
         if not station_id:
@@ -918,14 +1133,20 @@ class TestCsms:
         station_id = str(info.get("station_id") or "")
         subprotocol = connection.subprotocol
         session_class = SESSION_CLASSES.get(str(subprotocol))
-        if not station_id or session_class is None:  # the handshake checks make this unreachable
+        # The handshake checks make this unreachable.
+        if not station_id or session_class is None or subprotocol not in self.subprotocols:
             await connection.close(1002, "no station id or subprotocol")
             return
         session = session_class(station_id, connection, self)
         previous = self._sessions.get(station_id)
         self._sessions[station_id] = session
         count = int(self._info.get(station_id, {}).get("connections", 0)) + 1
-        self._info[station_id] = {**info, "subprotocol": subprotocol, "connections": count}
+        self._info[station_id] = {
+            **info,
+            "subprotocol": subprotocol,
+            "ocpp_version": str(session._ocpp_version),
+            "connections": count,
+        }
         log.info("%s connected (%s, connection %d)", station_id, subprotocol, count)
         self._notify()
         if previous is not None:

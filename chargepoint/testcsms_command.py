@@ -1,7 +1,7 @@
 """`chargepoint test-csms`: the test CSMS on the command line, to watch a station talk.
 
-Prints one JSON line per CALL a station sends to stdout ({"time", "station", "action",
-"uniqueId", "payload"}); the listening URL and connection events go to stderr.
+Prints one JSON line per CALL a station sends to stdout ({"time", "station", "ocppVersion",
+"action", "uniqueId", "payload"}); the listening URL and connection events go to stderr.
 """
 
 from __future__ import annotations
@@ -21,6 +21,11 @@ from chargepoint.testcsms import Received, TestCsms
 
 EXIT_USAGE = 2
 EXIT_FAILED = 1
+OCPP_VERSION_CHOICES: dict[str, tuple[str, ...]] = {
+    "1.6": ("1.6",),
+    "2.0.1": ("2.0.1",),
+    "both": ("1.6", "2.0.1"),
+}
 
 
 def _listen_address(text: str) -> tuple[str, int]:
@@ -40,12 +45,19 @@ def _basic_auth(text: str) -> tuple[str, str]:
 def add_test_csms_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "test-csms",
-        help="run the test CSMS (OCPP 1.6J) and print what stations send",
+        help="run the test CSMS (OCPP 1.6J and 2.0.1) and print what stations send",
         description=(
             "A CSMS for tests and demos: accepts stations at ws[s]://HOST:PORT/ocpp/<station id> "
-            "(subprotocol ocpp1.6), answers their messages per the spec and prints one JSON line "
+            "(subprotocol ocpp1.6 and/or ocpp2.0.1; of those it offers, the first one the station "
+            "lists is used), answers their messages per the spec and prints one JSON line "
             "per received message to stdout. Runs until SIGINT or SIGTERM."
         ),
+    )
+    p.add_argument(
+        "--ocpp-version",
+        choices=tuple(OCPP_VERSION_CHOICES),
+        default="both",
+        help="OCPP versions to offer (default both)",
     )
     p.add_argument(
         "--listen",
@@ -109,6 +121,7 @@ def _print_received(rec: Received) -> None:
     line = {
         "time": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         "station": rec.station_id,
+        "ocppVersion": rec.ocpp_version,
         "action": rec.action,
         "uniqueId": rec.unique_id,
         "payload": rec.payload,
@@ -129,6 +142,7 @@ async def _serve(args: argparse.Namespace) -> int:
         ssl_context=ssl_context,
         basic_auth=dict(args.basic_auth) if args.basic_auth else None,
         require_client_cert=args.client_ca is not None,
+        versions=OCPP_VERSION_CHOICES[args.ocpp_version],
     )
     csms.add_listener(_print_received)
     host, port = args.listen
@@ -138,7 +152,8 @@ async def _serve(args: argparse.Namespace) -> int:
         print(f"test-csms: cannot listen on {host}:{port}: {error}", file=sys.stderr)
         return EXIT_FAILED
     print(
-        f"test CSMS listening on {csms.url} (stations connect to {csms.url}/<station id>)",
+        f"test CSMS listening on {csms.url} (stations connect to {csms.url}/<station id>; "
+        f"subprotocols {', '.join(csms.subprotocols)})",
         file=sys.stderr,
         flush=True,
     )

@@ -488,3 +488,128 @@ async def test_unlock_and_data_transfer_answers(env: Env) -> None:
     assert answer["status"] == "Unlocked"
     stop = await env.csms.wait_for("StopTransaction", timeout=15)
     assert stop.payload["reason"] == "UnlockCommand"
+
+
+async def test_boot_rejected_leaves_csms_calls_unanswered_and_pending_refuses_remote_start(
+    env: Env,
+) -> None:
+    env.csms.boot_status = "Rejected"
+    env.csms.heartbeat_interval = 1
+    cfg = station_yaml(env.tmp / "station.yaml", env.csms.url, env.tmp / "state")
+    env.station = InProcessStation(cfg)
+    await env.station.start()
+    await wait_until(
+        lambda: env.daemon.adapter is not None and env.daemon.adapter.registration == "Rejected",
+        timeout=10,
+        what="a Rejected boot",
+    )
+    with pytest.raises(TimeoutError):
+        await env.csms.call(STATION_ID, "GetConfiguration", {}, timeout=1)
+    env.csms.boot_status = "Pending"
+    await wait_until(
+        lambda: env.daemon.adapter is not None and env.daemon.adapter.registration == "Pending",
+        timeout=10,
+        what="a Pending boot",
+    )
+    answer = await env.csms.call(
+        STATION_ID, "RemoteStartTransaction", {"idTag": "EARLY", "connectorId": 1}
+    )
+    assert answer["status"] == "Rejected"
+    assert set(actions(env.csms)) == {"BootNotification"}
+
+
+async def test_connector_zero_goes_unavailable_with_the_whole_station(env: Env) -> None:
+    await env.start()
+    mark = len(env.csms.received)
+    answer = await env.csms.call(
+        STATION_ID, "ChangeAvailability", {"connectorId": 0, "type": "Inoperative"}
+    )
+    assert answer["status"] == "Accepted"
+    await env.csms.wait_for(
+        "StatusNotification",
+        lambda r: r.payload["connectorId"] == 0 and r.payload["status"] == "Unavailable",
+        after=mark,
+    )
+    await env.csms.call(STATION_ID, "ChangeAvailability", {"connectorId": 0, "type": "Operative"})
+    await env.csms.wait_for(
+        "StatusNotification",
+        lambda r: r.payload["connectorId"] == 0 and r.payload["status"] == "Available",
+        after=mark,
+    )
+
+
+async def test_a_slow_csms_is_no_refusal_nothing_flagged(env: Env) -> None:
+    await env.start(csms={"call_timeout": 1})
+    await env.csms.call(STATION_ID, "RemoteStartTransaction", {"idTag": "SLOW-1", "connectorId": 1})
+    await env.csms.wait_for("StartTransaction", timeout=15)
+    await env.outbox_drained()
+    env.csms.delay("StopTransaction", 1.5)
+    await env.control("POST", "/connectors/1/stop")
+    await wait_until(
+        lambda: len(env.csms.messages("StopTransaction")) >= 2,
+        timeout=20,
+        what="a resent StopTransaction",
+    )
+    env.csms.delay("StopTransaction", 0)
+    await env.outbox_drained(timeout=20)
+    _, status = await env.control("GET", "/status")
+    assert status["failed_messages"] == 0
+    payloads = {json.dumps(r.payload, sort_keys=True) for r in env.csms.messages("StopTransaction")}
+    assert len(payloads) == 1, "a resend carries exactly the same content"
+
+
+async def test_a_fault_while_the_turn_on_is_signed_starts_nothing(env: Env) -> None:
+    await env.start(sign_delay=1.0)
+    await env.csms.call(STATION_ID, "RemoteStartTransaction", {"idTag": "RACE-1", "connectorId": 1})
+    await env.csms.wait_for(
+        "StatusNotification",
+        lambda r: r.payload["connectorId"] == 1 and r.payload["status"] == "Preparing",
+    )
+    await asyncio.sleep(0.5)  # the meter is signing the turn-on snapshot
+    await env.control("POST", "/connectors/1/fault", {"info": "RCM tripped"})
+    await wait_until(lambda: statuses(env.csms, 1)[-1] == "Faulted", timeout=10, what="Faulted")
+    await asyncio.sleep(1.5)
+    assert not env.csms.messages("StartTransaction")
+    _, status = await env.control("GET", "/status")
+    assert status["connectors"][0]["load_released"] is False
+    assert status["connectors"][0]["transaction"] is None
+
+
+async def test_another_card_cannot_stop_a_session(env: Env) -> None:
+    await env.start()
+    await env.control("POST", "/connectors/1/plug")
+    await env.control("POST", "/id-tag", {"id_tag": "ALICE", "connector": 1})
+    await env.csms.wait_for("StartTransaction", timeout=15)
+    code, body = await env.control("POST", "/id-tag", {"id_tag": "MALLORY", "connector": 1})
+    assert code == 409, body
+    await asyncio.sleep(0.3)
+    assert not env.csms.messages("StopTransaction")
+
+
+async def test_soft_reset_delivers_the_stop_before_the_new_boot(env: Env) -> None:
+    await env.start()
+    await env.csms.call(STATION_ID, "RemoteStartTransaction", {"idTag": "RO-1", "connectorId": 1})
+    await env.csms.wait_for("StartTransaction", timeout=15)
+    mark = len(env.csms.received)
+    await env.csms.call(STATION_ID, "Reset", {"type": "Soft"})
+    await env.csms.wait_for("BootNotification", after=mark, timeout=20)
+    order = actions(env.csms, mark)
+    assert "StopTransaction" in order
+    assert order.index("StopTransaction") < order.index("BootNotification")
+
+
+async def test_schema_violations_get_1_6_error_codes(env: Env) -> None:
+    await env.start()
+    reply = await env.csms.send_raw(STATION_ID, '[2, "r1", "Reset", {"type": "Medium"}]')
+    assert reply is not None
+    assert json.loads(reply)[2] in (
+        "FormationViolation",
+        "PropertyConstraintViolation",
+        "TypeConstraintViolation",
+    )
+    reply = await env.csms.send_raw(STATION_ID, "not json at all")
+    assert reply is not None and json.loads(reply)[2] == "FormationViolation"
+    for frame in ('[2, "r2", "Reset", {"type": "Soft", "extra": 1}]', '[2, "r3", "Reset", {}]'):
+        reply = await env.csms.send_raw(STATION_ID, frame)
+        assert reply is not None
+        assert json.loads(reply)[2] != "FormatViolation", "2.0.1's name is not valid in 1.6"

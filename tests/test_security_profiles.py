@@ -199,6 +199,22 @@ async def test_profile_2_rejects_an_unknown_server_certificate(
     assert not csms.is_connected(STATION_ID)
 
 
+def test_station_tls_context_demands_1_2_and_checks_the_server(pki: Pki) -> None:
+    from chargepoint.config import CsmsConfig, SecretRef
+    from chargepoint.csms_link import tls_context
+
+    ctx = tls_context(
+        CsmsConfig(
+            url="wss://localhost/ocpp",
+            security_profile=2,
+            password=SecretRef(value="0123456789abcdef"),
+            ca_file=pki.ca,
+        )
+    )
+    assert ctx.minimum_version >= ssl.TLSVersion.TLSv1_2
+    assert ctx.verify_mode == ssl.CERT_REQUIRED and ctx.check_hostname
+
+
 async def test_tls_below_1_2_is_refused(tmp_path: Path, runs: list[Run], pki: Pki) -> None:
     try:
         old = server_context(pki, max_version=ssl.TLSVersion.TLSv1_1)

@@ -438,7 +438,7 @@ async def test_refuse_connections_and_recover(csms: TestCsms) -> None:
 async def test_subprotocol_and_path_are_checked(csms: TestCsms) -> None:
     url = f"{csms.url}/CP-1"
     assert await handshake_status(url) == 400
-    assert await handshake_status(url, subprotocols=[Subprotocol("ocpp2.0.1")]) == 400
+    assert await handshake_status(url, subprotocols=[Subprotocol("ocpp1.5")]) == 400
     assert await handshake_status(csms.url, subprotocols=OCPP16) == 404
     assert await handshake_status(f"{url}/extra", subprotocols=OCPP16) == 404
     assert not csms.is_connected("CP-1")

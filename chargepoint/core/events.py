@@ -53,8 +53,17 @@ def started(
     }
 
 
-def begin_signed(*, connector_id: int, begin: SignedValue) -> dict[str, Any]:
-    return {"connector_id": connector_id, "begin": dict(begin)}
+def begin_signed(
+    *, connector_id: int, begin: SignedValue, signed: bool, samples: list[Sample]
+) -> dict[str, Any]:
+    """The values at the start (StartTxnSampledData), the signed Begin value among them when
+    SampledDataSignStartedReadings is set."""
+    return {
+        "connector_id": connector_id,
+        "begin": dict(begin),
+        "signed": signed,
+        "samples": [dict(s) for s in samples],
+    }
 
 
 def meter_values(
@@ -79,7 +88,11 @@ def ended(
     end: SignedValue | None,
     unsigned_reason: str | None,
     stop_samples: list[Sample],
+    sign_readings: bool,
+    public_key_mode: str,
 ) -> dict[str, Any]:
+    """`sign_readings` and `public_key_mode` are the settings when the session ended: a resend
+    carries exactly the same content."""
     return {
         "connector_id": connector_id,
         "id_tag": id_tag,
@@ -90,4 +103,6 @@ def ended(
         "end": dict(end) if end is not None else None,
         "unsigned_reason": unsigned_reason,
         "stop_samples": [dict(s) for s in stop_samples],
+        "sign_readings": sign_readings,
+        "public_key_mode": public_key_mode,
     }

@@ -14,15 +14,9 @@ from dataclasses import dataclass
 
 log = logging.getLogger("chargepoint.settings")
 
-MEASURANDS = frozenset(
-    {
-        "Energy.Active.Import.Register",
-        "Power.Active.Import",
-        "Current.Import",
-        "Voltage",
-        "Frequency",
-    }
-)
+# What the meter driver reads (EnergyReading): only these can be reported.
+MEASURANDS = frozenset({"Energy.Active.Import.Register", "Power.Active.Import"})
+PHASE_ROTATIONS = ("RST", "RTS", "SRT", "STR", "TRS", "TSR", "NotApplicable", "Unknown")
 PUBLIC_KEY_MODES = frozenset({"Never", "OncePerTransaction", "EveryMeterValue"})
 
 
@@ -181,7 +175,15 @@ def station_specs(ocpp: object, connectors: int) -> list[Spec]:
             "ClockAlignedDataInterval", rw_int, str(g(o, "clock_aligned_data_interval")), minimum=0
         ),
         Spec("ConnectionTimeOut", rw_int, str(g(o, "connection_time_out")), minimum=1),
-        Spec("ConnectorPhaseRotation", Kind.CSL, "0.RST"),
+        Spec(
+            "ConnectorPhaseRotation",
+            Kind.CSL,
+            "0.RST",
+            allowed=frozenset(
+                [*PHASE_ROTATIONS[-2:]]
+                + [f"{n}.{r}" for n in range(connectors + 1) for r in PHASE_ROTATIONS]
+            ),
+        ),
         Spec("GetConfigurationMaxKeys", Kind.INT, "100", readonly=True),
         Spec("HeartbeatInterval", rw_int, str(g(o, "heartbeat_interval")), minimum=0),
         Spec("LocalAuthorizeOffline", Kind.BOOL, _b(g(o, "local_authorize_offline"))),
@@ -206,7 +208,14 @@ def station_specs(ocpp: object, connectors: int) -> list[Spec]:
             "MeterValueSampleInterval", rw_int, str(g(o, "meter_value_sample_interval")), minimum=0
         ),
         Spec("NumberOfConnectors", Kind.INT, str(connectors), readonly=True),
-        Spec("ResetRetries", rw_int, str(g(o, "reset_retries")), minimum=0),
+        Spec(
+            "ResetRetries",
+            Kind.INT,
+            "0",
+            readonly=True,
+            why_readonly="read-only: a reset here cannot fail (sessions end signed, the OCPP "
+            "session restarts in the running daemon), so there is nothing to retry",
+        ),
         Spec(
             "StopTransactionOnEVSideDisconnect",
             Kind.BOOL,
@@ -214,7 +223,12 @@ def station_specs(ocpp: object, connectors: int) -> list[Spec]:
         ),
         Spec("StopTransactionOnInvalidId", Kind.BOOL, _b(g(o, "stop_transaction_on_invalid_id"))),
         Spec(
-            "StopTxnAlignedData", Kind.CSL, g(o, "stop_txn_aligned_data"), allowed=meas, max_items=5
+            "StopTxnAlignedData",
+            Kind.CSL,
+            "",
+            readonly=True,
+            why_readonly="read-only: clock-aligned values are not kept for StopTransaction; "
+            "the signed End value and StopTxnSampledData cover the end",
         ),
         Spec("StopTxnAlignedDataMaxLength", Kind.INT, "5", readonly=True),
         Spec(
@@ -237,7 +251,10 @@ def station_specs(ocpp: object, connectors: int) -> list[Spec]:
         Spec(
             "UnlockConnectorOnEVSideDisconnect",
             Kind.BOOL,
-            _b(g(o, "unlock_connector_on_ev_side_disconnect")),
+            "false",
+            readonly=True,
+            why_readonly="read-only: the cable lock belongs to the charge controller, which this "
+            "daemon does not drive",
         ),
         Spec("WebSocketPingInterval", rw_int, str(g(o, "web_socket_ping_interval")), minimum=0),
         Spec(

@@ -30,7 +30,7 @@ from chargepoint.core.status import (
     ErrorCode,
     StatusReport,
 )
-from chargepoint.store import AsyncStore, TransactionRow, utc_now
+from chargepoint.store import AsyncStore, StoreError, TransactionRow, utc_now
 from meter.errors import Action, MeterError, SnapshotIncomplete
 from meter.keys import PublicKeyInfo
 from meter.snapshot import SignedSnapshot, SnapshotKind
@@ -43,6 +43,9 @@ RECOVERY_RETRY_S = 10.0
 END_SNAPSHOT_ATTEMPTS = 3
 END_SNAPSHOT_RETRY_S = 2.0
 CLOCK_CHECK_INTERVAL_S = 3600.0
+STORE_RETRIES = 5
+STORE_RETRY_S = 1.0
+LOOP_ERROR_BACKOFF_S = 5.0
 CLOCK_DRIFT_LIMIT_S = 30.0
 
 
@@ -69,6 +72,9 @@ class ActiveTransaction:
     begin: events.SignedValue
     begin_rcnt: int
     begin_ma1: str
+    parent_id_tag: str | None = None
+    # a signed end not yet in the store (a store write failed): never take another one
+    end: SignedSnapshot | None = None
 
 
 @dataclass
@@ -126,6 +132,7 @@ class Station:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loops: list[asyncio.Task[None]] = []
         self._ready = asyncio.Event()
+        self.resetting = False
 
     # ---- lifecycle ---------------------------------------------------------------------
 
@@ -158,10 +165,10 @@ class Station:
             else:
                 self._spawn(self._close_orphan_turn_on(c), f"orphan check connector {c.id}")
         self._loops = [
-            asyncio.create_task(self._sample_loop(), name="meter sampling"),
-            asyncio.create_task(self._aligned_loop(), name="clock-aligned values"),
-            asyncio.create_task(self._health_loop(), name="meter health"),
-            asyncio.create_task(self._clock_loop(), name="meter clocks"),
+            asyncio.create_task(self._supervised(self._sample_loop), name="meter sampling"),
+            asyncio.create_task(self._supervised(self._aligned_loop), name="clock-aligned values"),
+            asyncio.create_task(self._supervised(self._health_loop), name="meter health"),
+            asyncio.create_task(self._supervised(self._clock_loop), name="meter clocks"),
         ]
         self._ready.set()
 
@@ -174,6 +181,19 @@ class Station:
                 await task
         self._loops.clear()
         self._tasks.clear()
+
+    async def _supervised(self, loop: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Keep a periodic loop alive: an unexpected error is logged and the loop restarted."""
+        while True:
+            try:
+                await loop()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception(
+                    "%s failed; restarting it in %.0f s", loop.__name__, LOOP_ERROR_BACKOFF_S
+                )
+                await asyncio.sleep(LOOP_ERROR_BACKOFF_S)
 
     def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
         task = asyncio.create_task(coro, name=name)
@@ -210,6 +230,7 @@ class Station:
         if c.tx is None and c.status is S.AVAILABLE:
             c.sm.go(S.PREPARING)
         elif c.tx is not None and c.status is S.SUSPENDED_EV:
+            self._set_power(c, True)
             c.sm.go(S.CHARGING)
 
     def unplug(self, connector_id: int) -> None:
@@ -233,15 +254,19 @@ class Station:
     async def present_id_tag(self, id_tag: str, connector_id: int | None = None) -> str:
         """An RFID card or app at the station: stops its own session or starts one."""
         for c in self.connectors.values():
-            if c.tx is not None and (
-                c.tx.id_tag == id_tag or (connector_id == c.id and connector_id is not None)
-            ):
-                if c.tx.id_tag != id_tag:
-                    decision = await self.authorizer.authorize(id_tag, self.is_online())
-                    if not decision.accepted:
-                        return f"rejected: {id_tag} may not stop this session"
+            if c.tx is None or (connector_id is not None and connector_id != c.id):
+                continue
+            if c.tx.id_tag == id_tag:
                 self._spawn(self._stop(c, StopReason.LOCAL, id_tag), f"stop connector {c.id}")
                 return f"stopping session on connector {c.id}"
+            if connector_id == c.id:
+                # another card may stop a session only when it shares its parent id tag
+                decision = await self.authorizer.authorize(id_tag, self.is_online())
+                parent = decision.info.parent_id_tag if decision.info else None
+                if decision.accepted and parent and parent == c.tx.parent_id_tag:
+                    self._spawn(self._stop(c, StopReason.LOCAL, id_tag), f"stop connector {c.id}")
+                    return f"stopping session on connector {c.id} (same parent id tag)"
+                return f"rejected: {id_tag} may not stop this session"
         free = self._free_connector(connector_id)
         if free is None:
             return "rejected: no free connector"
@@ -257,7 +282,8 @@ class Station:
             status = decision.info.status if decision.info else "unknown"
             log.info("id tag %s not accepted (%s, %s)", id_tag, status, decision.source)
             return f"rejected: {status}"
-        self._spawn(self._start(c, id_tag, "Authorized"), f"start connector {c.id}")
+        parent = decision.info.parent_id_tag if decision.info else None
+        self._spawn(self._start(c, id_tag, "Authorized", parent), f"start connector {c.id}")
         return f"accepted on connector {c.id} ({decision.source})"
 
     def report_fault(self, connector_id: int, info: str) -> None:
@@ -294,7 +320,8 @@ class Station:
             log.info("remote start for %s not authorized", id_tag)
             self._release_claim(c)
             return
-        await self._start(c, id_tag, "RemoteStart")
+        parent = decision.info.parent_id_tag if decision.info else None
+        await self._start(c, id_tag, "RemoteStart", parent)
 
     def transaction_by_local_id(self, local_id: int) -> Connector | None:
         for c in self.connectors.values():
@@ -321,7 +348,8 @@ class Station:
                 f"availability.{c.id}", "Operative" if operative else "Inoperative"
             )
             c.operative = operative
-            if not operative and c.tx is not None:
+            busy = c.tx is not None or c.pending_id_tag is not None
+            if not operative and busy:
                 c.inoperative_scheduled = True
                 scheduled = True
             elif not operative:
@@ -333,7 +361,12 @@ class Station:
         return "Scheduled" if scheduled else "Accepted"
 
     async def end_all(self, reason: StopReason) -> None:
-        """End every open session (reset, configured shutdown) and wait for the ends."""
+        """End every open session (reset, configured shutdown) and wait for the ends; starts
+        in progress are abandoned (their signed turn-on is switched off again)."""
+        self.resetting = True
+        starting = [t for t in self._tasks if "start" in t.get_name() and not t.done()]
+        if starting:
+            await asyncio.gather(*starting, return_exceptions=True)
         stops = [
             self._spawn(self._stop(c, reason, None), f"stop connector {c.id}")
             for c in self.connectors.values()
@@ -422,7 +455,9 @@ class Station:
         if c.tx is None and c.status is S.PREPARING and not c.plugged:
             c.sm.go(S.AVAILABLE)
 
-    async def _start(self, c: Connector, id_tag: str, trigger: str) -> None:
+    async def _start(
+        self, c: Connector, id_tag: str, trigger: str, parent_id_tag: str | None = None
+    ) -> None:
         """Run a claimed connector's start (its pending_id_tag is set by the caller)."""
         async with c.lock:
             c.pending_id_tag = id_tag
@@ -433,7 +468,7 @@ class Station:
                     return
                 if c.status is not S.PREPARING:
                     c.sm.go(S.PREPARING)
-                await self._begin(c, id_tag, trigger)
+                await self._begin(c, id_tag, trigger, parent_id_tag)
             finally:
                 self._release_claim(c)
 
@@ -482,7 +517,21 @@ class Station:
         self._set_power(c, False)
         c.sm.go(S.FAULTED, ErrorCode.POWER_METER_FAILURE, type(exc).__name__[:50])
 
-    async def _begin(self, c: Connector, id_tag: str, trigger: str) -> None:
+    def _unfit_to_start(self, c: Connector) -> str | None:
+        """Why a connector may no longer start (re-checked after the 2-6 s of signing)."""
+        if self.resetting:
+            return "a reset is in progress"
+        if not c.plugged:
+            return "the EV was unplugged"
+        if c.hardware_fault is not None:
+            return f"fault: {c.hardware_fault}"
+        if not c.operative:
+            return "connector set inoperative"
+        return None
+
+    async def _begin(
+        self, c: Connector, id_tag: str, trigger: str, parent_id_tag: str | None = None
+    ) -> None:
         driver = c.meter.driver
         try:
             key = await self.meter_ready(c)
@@ -507,6 +556,21 @@ class Station:
                 # a turn-on may be signed on the meter: switch it off again (RCnt pairing)
                 self._spawn(self._close_orphan_turn_on(c), f"close turn-on connector {c.id}")
             return
+        unfit = self._unfit_to_start(c)
+        if unfit is not None:
+            log.warning(
+                "connector %d: not starting after the turn-on was signed: %s; switching "
+                "the meter off again, nothing is billed",
+                c.id,
+                unfit,
+            )
+            with contextlib.suppress(MeterError):
+                await driver.take_snapshot(SnapshotKind.TURN_OFF)
+            if c.hardware_fault is not None:
+                c.sm.go(S.FAULTED, ErrorCode.OTHER_ERROR, c.hardware_fault[:50])
+            else:
+                c.sm.go(self._idle_status(c))
+            return
         begin = _signed_value(snap, signed_at, key)
         meter_start = begin["energy_wh"]
         messages: list[tuple[str, dict[str, Any]]] = [
@@ -523,13 +587,20 @@ class Station:
                 ),
             )
         ]
-        if self.settings.items("StartTxnSampledData") and self.settings.flag(
-            "SampledDataSignStartedReadings"
-        ):
+        started_measurands = self.settings.items("StartTxnSampledData")
+        if started_measurands:
+            sign = self.settings.flag("SampledDataSignStartedReadings")
+            samples = (
+                [_energy_sample(meter_start)]
+                if "Energy.Active.Import.Register" in started_measurands
+                else []
+            )
             messages.append(
                 (
                     events.TRANSACTION_BEGIN_SIGNED,
-                    events.begin_signed(connector_id=c.id, begin=begin),
+                    events.begin_signed(
+                        connector_id=c.id, begin=begin, signed=sign, samples=samples
+                    ),
                 )
             )
         local_id = await self.store.start_transaction(
@@ -545,7 +616,14 @@ class Station:
             messages=messages,
         )
         c.tx = ActiveTransaction(
-            local_id, id_tag, signed_at, meter_start, begin, snap.fields.rcnt, snap.fields.ma1_text
+            local_id,
+            id_tag,
+            signed_at,
+            meter_start,
+            begin,
+            snap.fields.rcnt,
+            snap.fields.ma1_text,
+            parent_id_tag,
         )
         c.last_energy_wh = meter_start
         log.info(
@@ -571,7 +649,13 @@ class Station:
             if c.plugged and c.status not in (S.FAULTED, S.FINISHING):
                 c.sm.go(S.FINISHING)
             signed_at = utc_now()
-            end, unsigned = await self._end_snapshot(c, tx, recovering)
+            end: SignedSnapshot | None
+            unsigned: str | None
+            if tx.end is not None:
+                end, unsigned = tx.end, None
+            else:
+                end, unsigned = await self._end_snapshot(c, tx, recovering)
+                tx.end = end
             if end is not None:
                 end_value: events.SignedValue | None = _signed_value(
                     end, signed_at, c.meter.driver.pinned_key
@@ -584,7 +668,7 @@ class Station:
             stop_samples: list[events.Sample] = []
             if "Energy.Active.Import.Register" in self.settings.items("StopTxnSampledData"):
                 stop_samples.append(_energy_sample(meter_stop))
-            await self.store.end_transaction(
+            await self._store_end(
                 tx.local_id,
                 stopped_at=signed_at,
                 meter_stop_wh=meter_stop,
@@ -606,6 +690,8 @@ class Station:
                             end=end_value,
                             unsigned_reason=unsigned,
                             stop_samples=stop_samples,
+                            sign_readings=self.settings.flag("SampledDataSignReadings"),
+                            public_key_mode=self.settings.raw("PublicKeyWithSignedMeterValue"),
                         ),
                     )
                 ],
@@ -640,6 +726,21 @@ class Station:
                     )
             else:
                 c.sm.go(S.AVAILABLE)
+
+    async def _store_end(self, local_id: int, **kwargs: Any) -> None:
+        """The session's end into the store; a failed write is retried, the signed end is
+        kept in memory meanwhile (never signed twice)."""
+        for attempt in range(1, STORE_RETRIES + 1):
+            try:
+                await self.store.end_transaction(local_id, **kwargs)
+                return
+            except StoreError as exc:
+                log.error(
+                    "session %d: storing its end failed (attempt %d): %s", local_id, attempt, exc
+                )
+                if attempt == STORE_RETRIES:
+                    raise
+                await asyncio.sleep(STORE_RETRY_S * attempt)
 
     async def _paired_end(self, c: Connector, tx: ActiveTransaction) -> SignedSnapshot | None:
         """A turn-off snapshot already on the meter that ends this session (RCnt + 1)."""

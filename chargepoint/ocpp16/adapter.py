@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 import time
+from collections.abc import Coroutine
 from dataclasses import asdict, is_dataclass
 from typing import Any
 
@@ -33,8 +34,23 @@ from chargepoint.store import AsyncStore, OutboxMessage, utc_now
 
 log = logging.getLogger("chargepoint.ocpp")
 SUBPROTOCOL = "ocpp1.6"
+RESET_FLUSH_TIMEOUT_S = 30.0
 # 1.6 spells the generic JSON error "FormationViolation"; the library uses 2.0.1's name.
 _ERROR_CODE_16 = {"FormatViolation": "FormationViolation"}
+
+
+SECRET_KEYS = frozenset({"AuthorizationKey"})
+
+
+def redacted(action: str, payload: Any) -> str:
+    """The payload for the log, without secrets the CSMS may send (AuthorizationKey)."""
+    if (
+        action == "ChangeConfiguration"
+        and isinstance(payload, dict)
+        and payload.get("key") in SECRET_KEYS
+    ):
+        payload = {**payload, "value": "***"}
+    return json.dumps(payload)[:400]
 
 
 class CsmsCallError(Exception):
@@ -88,10 +104,20 @@ class StationChargePoint(LibChargePoint):  # type: ignore[misc]
             return
         parsed_msg = json.loads(raw_msg)
         if parsed_msg[0] == 2:
-            log.info("<- %s %s", parsed_msg[2], json.dumps(parsed_msg[3])[:400])
+            log.info("<- %s %s", parsed_msg[2], redacted(parsed_msg[2], parsed_msg[3]))
+            if self.adapter.registration == "Rejected":
+                # 1.6 4.2: while Rejected the station does not answer the Central System
+                log.warning("boot Rejected: %s from the CSMS left unanswered", parsed_msg[2])
+                return
         await super().route_message(raw_msg)
 
     async def _send(self, message: str) -> None:
+        if message.startswith("[4"):  # 1.6 names the generic error FormationViolation
+            with contextlib.suppress(ValueError, IndexError, TypeError):
+                frame = json.loads(message)
+                if frame[2] in _ERROR_CODE_16:
+                    frame[2] = _ERROR_CODE_16[frame[2]]
+                    message = json.dumps(frame)
         await self._connection.send(message)
 
     # ---- CSMS -> station ---------------------------------------------------------------
@@ -101,6 +127,8 @@ class StationChargePoint(LibChargePoint):  # type: ignore[misc]
         self, id_tag: str, connector_id: int | None = None, charging_profile: Any = None
     ) -> call_result.RemoteStartTransaction:
         station = self.adapter.station
+        if self.adapter.registration != "Accepted":
+            return call_result.RemoteStartTransaction(status="Rejected")
         if connector_id is not None and connector_id not in station.connectors:
             return call_result.RemoteStartTransaction(status="Rejected")
         ok = station.remote_start(id_tag, connector_id)
@@ -108,6 +136,8 @@ class StationChargePoint(LibChargePoint):  # type: ignore[misc]
 
     @on(Action.remote_stop_transaction)
     def on_remote_stop(self, transaction_id: int) -> call_result.RemoteStopTransaction:
+        if self.adapter.registration != "Accepted":
+            return call_result.RemoteStopTransaction(status="Rejected")
         local_id = self.adapter.local_id_for(transaction_id)
         station = self.adapter.station
         c = station.transaction_by_local_id(local_id) if local_id is not None else None
@@ -122,7 +152,8 @@ class StationChargePoint(LibChargePoint):  # type: ignore[misc]
     ) -> call_result.ChangeConfiguration:
         result, why = await self.adapter.settings.change(key, value)
         if result is not SetResult.ACCEPTED:
-            log.info("ChangeConfiguration %s=%s: %s (%s)", key, value, result, why)
+            shown = "***" if key in SECRET_KEYS else value
+            log.info("ChangeConfiguration %s=%s: %s (%s)", key, shown, result, why)
         return call_result.ChangeConfiguration(status=result.value)
 
     @on(Action.get_configuration)
@@ -156,8 +187,8 @@ class StationChargePoint(LibChargePoint):  # type: ignore[misc]
         return call_result.Reset(status="Accepted")
 
     @after(Action.reset)
-    async def after_reset(self, type: str) -> None:
-        await self.adapter.reset(hard=type == "Hard")
+    def after_reset(self, type: str) -> None:
+        self.adapter.start_reset(hard=type == "Hard")
 
     @on(Action.unlock_connector)
     def on_unlock_connector(self, connector_id: int) -> call_result.UnlockConnector:
@@ -201,10 +232,10 @@ class StationChargePoint(LibChargePoint):  # type: ignore[misc]
         return call_result.TriggerMessage(status="Accepted")
 
     @after(Action.trigger_message)
-    async def after_trigger_message(
+    def after_trigger_message(
         self, requested_message: str, connector_id: int | None = None
     ) -> None:
-        await self.adapter.triggered(requested_message, connector_id)
+        self.adapter.start_triggered(requested_message, connector_id)
 
 
 class Ocpp16Adapter:
@@ -229,10 +260,12 @@ class Ocpp16Adapter:
         self._outbox_event = asyncio.Event()
         self._volatile: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
         self._csms_ids: dict[int, int] = {}
-        self._key_sent: set[int] = set()
         self._stopping = False
         self._heartbeat_interval = settings.number("HeartbeatInterval")
         self.last_boot_status = ""
+        self.registration = ""  # the last BootNotification answer: Accepted/Pending/Rejected
+        self._connector0 = "Available"
+        self._owned: set[asyncio.Task[None]] = set()
         station.is_online = self.accepted.is_set
         station.outbox_changed = self._outbox_event.set
         station.volatile_meter_values = self._volatile_meter_values
@@ -257,6 +290,28 @@ class Ocpp16Adapter:
     def _on_status(self, report: StatusReport) -> None:
         self._volatile.put_nowait(("StatusNotification", self._status_payload(report)))
         self._outbox_event.set()
+        self._update_connector0()
+
+    def connector0_status(self) -> str:
+        """The charge point as a whole: Unavailable when every connector is."""
+        reports = self.station.status_reports()
+        if reports and all(r.status.value == "Unavailable" for r in reports):
+            return "Unavailable"
+        return "Available"
+
+    def _connector0_payload(self) -> dict[str, Any]:
+        return {
+            "connectorId": 0,
+            "errorCode": "NoError",
+            "status": self._connector0,
+            "timestamp": utc_now(),
+        }
+
+    def _update_connector0(self) -> None:
+        status = self.connector0_status()
+        if status != self._connector0:
+            self._connector0 = status
+            self._volatile.put_nowait(("StatusNotification", self._connector0_payload()))
 
     @staticmethod
     def _status_payload(report: StatusReport) -> dict[str, Any]:
@@ -332,13 +387,17 @@ class Ocpp16Adapter:
                     SUBPROTOCOL,
                     ping if ping > 0 else None,
                 )
-            except CsmsLinkError as exc:
+            except Exception as exc:
                 delay = backoff.next_delay()
-                log.warning("CSMS unreachable (%s); retrying in %.1f s", exc, delay)
+                text = exc if isinstance(exc, CsmsLinkError) else f"{type(exc).__name__}: {exc}"
+                log.warning("CSMS unreachable (%s); retrying in %.1f s", text, delay)
                 await asyncio.sleep(delay)
                 continue
             backoff.reset()
-            await self._session(ws)
+            try:
+                await self._session(ws)
+            except Exception:
+                log.exception("OCPP session failed")
             if not self._stopping:
                 delay = backoff.next_delay()
                 log.warning("CSMS connection lost; reconnecting in %.1f s", delay)
@@ -365,25 +424,19 @@ class Ocpp16Adapter:
 
     async def stop(self) -> None:
         self._stopping = True
+        for task in list(self._owned):
+            task.cancel()
         if self.ws is not None:
             with contextlib.suppress(Exception):
                 await self.ws.close()
 
     async def _work(self) -> None:
         await self._boot()
+        self.station.resetting = False  # a reset ends with the new boot
+        self._connector0 = self.connector0_status()
+        self._volatile.put_nowait(("StatusNotification", self._connector0_payload()))
         for report in self.station.status_reports():
             self._on_status(report)
-        self._volatile.put_nowait(
-            (
-                "StatusNotification",
-                {
-                    "connectorId": 0,
-                    "errorCode": "NoError",
-                    "status": "Available",
-                    "timestamp": utc_now(),
-                },
-            )
-        )
         heartbeat = asyncio.create_task(self._heartbeats(), name="heartbeat")
         try:
             await self._drain_forever()
@@ -392,8 +445,7 @@ class Ocpp16Adapter:
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
 
-    async def _boot(self) -> None:
-        """BootNotification until Accepted; nothing else is sent before (Pending/Rejected)."""
+    def _boot_payload(self) -> dict[str, Any]:
         first_meter = self.station.connectors[min(self.station.connectors)].meter
         payload: dict[str, Any] = {
             "chargePointVendor": self.config.station.vendor,
@@ -406,10 +458,16 @@ class Ocpp16Adapter:
         identity = first_meter.driver.cached_identity
         if identity is not None:
             payload["meterSerialNumber"] = identity.meter_address
+        return payload
+
+    async def _boot(self) -> None:
+        """BootNotification until Accepted; nothing else is sent before (Pending/Rejected)."""
+        payload = self._boot_payload()
         while True:
             answer = await self.send("BootNotification", payload)
             status = str(answer.get("status"))
             self.last_boot_status = status
+            self.registration = status
             interval = int(answer.get("interval", 0))
             if status == "Accepted":
                 if interval > 0:
@@ -444,7 +502,9 @@ class Ocpp16Adapter:
             if not self._volatile.empty():
                 action, payload = self._volatile.get_nowait()
                 with contextlib.suppress(CsmsCallError, TimeoutError):
-                    await self.send(action, payload)
+                    answer = await self.send(action, payload)
+                    if action == "BootNotification":  # triggered by the CSMS
+                        self.registration = str(answer.get("status"))
                 continue
             await self._outbox_event.wait()
 
@@ -455,7 +515,12 @@ class Ocpp16Adapter:
         action, payload = built
         try:
             answer = await self.send(action, payload)
-        except (CsmsCallError, TimeoutError) as exc:
+        except TimeoutError:
+            # no answer is no refusal: keep the message and reconnect (1.6: only a CSMS that
+            # fails to process a transaction message lets the station give up on it)
+            log.warning("%s (outbox #%d) unanswered; reconnecting", action, message.seq)
+            raise
+        except CsmsCallError as exc:
             attempts = await self.store.record_attempt(message.seq, str(exc))
             limit = self.settings.number("TransactionMessageAttempts")
             if attempts >= limit:
@@ -474,6 +539,12 @@ class Ocpp16Adapter:
             return
         await self._handle_answer(message, action, answer)
         await self.store.mark_sent(message.seq, response=answer)
+        if (
+            message.kind == events.TRANSACTION_BEGIN_SIGNED
+            and m.payload_carries_key(payload)
+            and message.local_tx_id is not None
+        ):
+            await self.store.set_setting(f"ocpp16.key_sent.{message.local_tx_id}", "1")
 
     async def _build(self, message: OutboxMessage) -> tuple[str, dict[str, Any]] | None:
         data = message.data
@@ -489,23 +560,26 @@ class Ocpp16Adapter:
             await self.store.mark_failed(message.seq, reason)
             return None
         value_format = self.config.csms.signed_value_format
-        key_mode = self.settings.raw("PublicKeyWithSignedMeterValue")
+        key_mode = str(
+            data.get("public_key_mode") or self.settings.raw("PublicKeyWithSignedMeterValue")
+        )
         if kind == events.TRANSACTION_BEGIN_SIGNED:
             with_key = key_mode != "Never"
-            assert local_id is not None
-            if with_key:
-                self._key_sent.add(local_id)
             return "MeterValues", m.begin_signed_meter_values(data, tx_id, with_key, value_format)
         if kind == events.TRANSACTION_METER_VALUES:
             return "MeterValues", m.meter_values(data, tx_id)
         if kind == events.TRANSACTION_ENDED:
             assert local_id is not None
+            key_sent = await self.store.get_setting(f"ocpp16.key_sent.{local_id}") == "1"
+            sign = data.get("sign_readings")
             return "StopTransaction", m.stop_transaction(
                 data,
                 tx_id,
-                sign_readings=self.settings.flag("SampledDataSignReadings"),
+                sign_readings=self.settings.flag("SampledDataSignReadings")
+                if sign is None
+                else bool(sign),
                 key_mode=key_mode,
-                key_already_sent=local_id in self._key_sent,
+                key_already_sent=key_sent,
                 value_format=value_format,
             )
         log.error("outbox #%d: unknown event kind %s; flagged", message.seq, kind)
@@ -533,11 +607,26 @@ class Ocpp16Adapter:
 
     # ---- TriggerMessage / Reset ----------------------------------------------------------
 
+    def _own(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self._owned.add(task)
+        task.add_done_callback(self._owned.discard)
+
+    def start_triggered(self, requested: str, connector_id: int | None) -> None:
+        self._own(self.triggered(requested, connector_id), f"TriggerMessage {requested}")
+
+    def start_reset(self, hard: bool) -> None:
+        self._own(self.reset(hard), "reset")
+
     async def triggered(self, requested: str, connector_id: int | None) -> None:
         targets = [connector_id] if connector_id else sorted(self.station.connectors)
         if requested == "BootNotification":
-            self.accepted.clear()
-            await self._boot()
+            self._volatile.put_nowait(("BootNotification", self._boot_payload()))
+        elif requested == "StatusNotification" and connector_id in (None, 0):
+            self._volatile.put_nowait(("StatusNotification", self._connector0_payload()))
+            if connector_id is None:
+                for report in self.station.status_reports():
+                    self._on_status(report)
         elif requested == "Heartbeat":
             self._volatile.put_nowait(("Heartbeat", {}))
         elif requested == "StatusNotification":
@@ -559,9 +648,14 @@ class Ocpp16Adapter:
         self._outbox_event.set()
 
     async def reset(self, hard: bool) -> None:
-        """End every session (signed), then start a new OCPP session with a fresh boot."""
+        """End every session (signed) and deliver its StopTransaction before the reset, then
+        start a new OCPP session with a fresh boot (1.6 5.14)."""
         log.warning("%s reset requested by the CSMS", "hard" if hard else "soft")
         await self.station.end_all(StopReason.HARD_RESET if hard else StopReason.SOFT_RESET)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + RESET_FLUSH_TIMEOUT_S
+        while await self.store.outbox_length() and loop.time() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
         ws = self.ws
         if ws is not None:
             await ws.close()

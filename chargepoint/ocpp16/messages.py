@@ -80,19 +80,33 @@ def start_transaction(data: dict[str, Any]) -> dict[str, Any]:
 def begin_signed_meter_values(
     data: dict[str, Any], transaction_id: int, with_key: bool, value_format: str
 ) -> dict[str, Any]:
+    """MeterValues after StartTransaction (StartTxnSampledData): the values at the start,
+    with the signed Begin value when SampledDataSignStartedReadings was set."""
     begin = data["begin"]
+    values: list[dict[str, Any]] = []
+    if data.get("signed", True):
+        values.append(signed_sampled_value(begin, "Transaction.Begin", with_key, value_format))
+    values.extend(plain_sampled_values(data.get("samples", []), "Transaction.Begin"))
     return {
         "connectorId": data["connector_id"],
         "transactionId": transaction_id,
-        "meterValue": [
-            {
-                "timestamp": begin["timestamp"],
-                "sampledValue": [
-                    signed_sampled_value(begin, "Transaction.Begin", with_key, value_format)
-                ],
-            }
-        ],
+        "meterValue": [{"timestamp": begin["timestamp"], "sampledValue": values}],
     }
+
+
+def payload_carries_key(payload: dict[str, Any]) -> bool:
+    """True when a signed value in this MeterValues payload carries the public key."""
+    for mv in payload.get("meterValue", []):
+        for sv in mv.get("sampledValue", []):
+            if sv.get("format") != "SignedData":
+                continue
+            try:
+                body = json.loads(sv["value"])
+            except ValueError:
+                return False  # raw OCMF carries no key
+            if isinstance(body, dict) and body.get("publicKey"):
+                return True
+    return False
 
 
 def meter_values(data: dict[str, Any], transaction_id: int | None) -> dict[str, Any]:
