@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import socket
 import statistics
 import time
 from collections.abc import Awaitable, Callable
@@ -27,6 +26,7 @@ from dataclasses import dataclass
 from meter import bsm_registers as regmap
 from meter.bsm_driver import BsmWs36a, MeterTimeouts
 from meter.bus import ModbusBus
+from meter.loopback import free_port
 from meter.sim_device import SimulatedBsm, SimulatorConfig
 from meter.sim_server import SimulatedBus
 from meter.snapshot import SignedSnapshot, SnapshotKind, SnapshotStatus
@@ -60,13 +60,6 @@ def floor_seconds(sign_delay: float, snap: SignedSnapshot) -> float:
         wire += LINE.read_seconds(min(125, ocmf_regs))
         ocmf_regs -= 125
     return sign_delay + wire
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @dataclass

@@ -5,24 +5,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import socket
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
 from meter.bsm_driver import BsmWs36a
 from meter.bus import ModbusBus
+from meter.loopback import free_port
 from meter.sim_device import SimulatedBsm, SimulatorConfig
 from meter.sim_server import SimulatedBus
 from meter.snapshot import SnapshotKind
 from meter.verification import verify_input
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 async def meter_session(state_dir: Path, seconds: float, power_w: float, sign_delay: float) -> bool:

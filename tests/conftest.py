@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -15,16 +14,10 @@ import pytest
 
 from meter.bsm_driver import BsmWs36a, MeterTimeouts
 from meter.bus import ModbusBus
+from meter.loopback import free_port
 from meter.sim_device import SimulatedBsm, SimulatorConfig
 from meter.sim_server import SimulatedBus
 from meter.wiretime import LineSettings
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -125,3 +118,6 @@ def pty_pair(tmp_path: Path) -> Iterator[PtyPair]:
     finally:
         proc.terminate()
         proc.wait(5)
+
+
+__all__ = ["PtyPair", "Station", "StationFactory", "free_port"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-from typing import Any
 
 import pytest
 
@@ -18,6 +17,7 @@ from meter.sunspec import (
     plan_reads,
 )
 from tests.shared_vectors import bsm_public_key_hex, bsm_vectors
+from tests.test_bsm_signature import snapshot_fields
 
 
 def dump(name: str) -> tuple[int, list[int]]:
@@ -28,28 +28,7 @@ def dump(name: str) -> tuple[int, list[int]]:
 
 
 def vector_fields(name: str) -> SnapshotFields:
-    f: dict[str, Any] = bsm_vectors()["snapshot_vectors"][name]["fields"]
-    return SnapshotFields(
-        typ=f["Typ"],
-        rcr=f["RCR"],
-        tot_wh_imp=f["TotWhImp"],
-        wh_sf=f["Wh_SF"],
-        w=f["W"],
-        w_sf=f["W_SF"],
-        ma1=f["MA1"].encode(),
-        rcnt=f["RCnt"],
-        os=f["OS"],
-        epoch=f["Epoch"],
-        tzo=f["TZO"],
-        epoch_set_cnt=f["EpochSetCnt"],
-        epoch_set_os=f["EpochSetOS"],
-        di=f["DI"],
-        do=f["DO"],
-        meta1=f["Meta1"].encode(),
-        meta2=f["Meta2"].encode(),
-        meta3=f["Meta3"].encode(),
-        evt=f["Evt"],
-    )
+    return snapshot_fields(bsm_vectors()["snapshot_vectors"][name]["fields"])
 
 
 def test_models_tile_the_whole_map_without_gaps() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from meter.bsm_ocmf import OcmfStyle
 from meter.bus import ModbusBus
 from meter.keys import PublicKeyInfo, load_public_key
 from meter.link import parse_link_url
+from meter.loopback import free_port
 from meter.sim_device import SimulatedBsm, SimulatorConfig
 from meter.sim_server import SimulatedBus
 from meter.wiretime import LineSettings
@@ -21,13 +21,6 @@ from meter.wiretime import LineSettings
 log = logging.getLogger("chargepoint.meters")
 
 SIMULATOR_URL = "simulator"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -84,7 +77,7 @@ class MeterFleet:
                 members.append((conn, sim))
             wire = LineSettings(sim_cfg.wire_time_baud) if sim_cfg.wire_time_baud else None
             sim_bus = SimulatedBus([s for _, s in members], wire_time=wire)
-            port = _free_port()
+            port = free_port()
             await sim_bus.serve_tcp("127.0.0.1", port, rtu_framing=True)
             self.sim_buses.append(sim_bus)
             sims_by_bus[bus_cfg.name] = members

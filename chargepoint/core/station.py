@@ -31,6 +31,7 @@ from chargepoint.core.status import (
     StatusReport,
 )
 from chargepoint.store import AsyncStore, StoreError, TransactionRow, utc_now
+from meter.bsm_driver import EnergyReading
 from meter.errors import Action, MeterError, SnapshotIncomplete
 from meter.keys import PublicKeyInfo
 from meter.snapshot import SignedSnapshot, SnapshotKind
@@ -849,20 +850,9 @@ class Station:
 
     async def _sample_connector(self, c: Connector) -> list[events.Sample]:
         reading = await c.meter.driver.energy()
-        samples: list[events.Sample] = []
-        wanted = self.settings.items("MeterValuesSampledData")
         if reading.total_wh is not None:
             c.last_energy_wh = int(reading.total_wh)
-            if "Energy.Active.Import.Register" in wanted:
-                samples.append(_energy_sample(int(reading.total_wh)))
-        if reading.power_w is not None and "Power.Active.Import" in wanted:
-            samples.append(
-                {
-                    "measurand": "Power.Active.Import",
-                    "value": str(int(reading.power_w)),
-                    "unit": "W",
-                }
-            )
+        samples = _samples(reading, self.settings.items("MeterValuesSampledData"))
         if c.tx is not None and c.load_released and c.plugged:
             if reading.power_w is not None and reading.power_w <= 0 and c.status is S.CHARGING:
                 c.sm.go(S.SUSPENDED_EV)
@@ -911,18 +901,7 @@ class Station:
                 except MeterError as exc:
                     log.warning("connector %d: clock-aligned reading failed: %s", c.id, exc)
                     continue
-                wanted = self.settings.items("MeterValuesAlignedData")
-                samples: list[events.Sample] = []
-                if reading.total_wh is not None and "Energy.Active.Import.Register" in wanted:
-                    samples.append(_energy_sample(int(reading.total_wh)))
-                if reading.power_w is not None and "Power.Active.Import" in wanted:
-                    samples.append(
-                        {
-                            "measurand": "Power.Active.Import",
-                            "value": str(int(reading.power_w)),
-                            "unit": "W",
-                        }
-                    )
+                samples = _samples(reading, self.settings.items("MeterValuesAlignedData"))
                 if not samples:
                     continue
                 if c.tx is not None:
@@ -1007,6 +986,18 @@ def _active_from_row(row: TransactionRow) -> ActiveTransaction:
         int(fields["rcnt"]),
         row.meter_serial,
     )
+
+
+def _samples(reading: EnergyReading, wanted: list[str]) -> list[events.Sample]:
+    """The measurands asked for, from one meter reading."""
+    samples: list[events.Sample] = []
+    if reading.total_wh is not None and "Energy.Active.Import.Register" in wanted:
+        samples.append(_energy_sample(int(reading.total_wh)))
+    if reading.power_w is not None and "Power.Active.Import" in wanted:
+        samples.append(
+            {"measurand": "Power.Active.Import", "value": str(int(reading.power_w)), "unit": "W"}
+        )
+    return samples
 
 
 def _energy_sample(wh: int) -> events.Sample:
