@@ -22,6 +22,7 @@ from chargepoint.core.station import Station
 from chargepoint.ocpp16 import messages as m16
 from chargepoint.ocpp16.adapter import Ocpp16Adapter
 from chargepoint.store import AsyncStore
+from chargepoint.tasks import cancel_and_wait
 from meter.errors import MeterError
 
 log = logging.getLogger("chargepoint.daemon")
@@ -96,9 +97,7 @@ class Daemon:
         if self.adapter is not None:
             await self.adapter.stop()
         if self._adapter_task is not None:
-            self._adapter_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._adapter_task
+            await cancel_and_wait([self._adapter_task])
         if self.station is not None:
             await self.station.stop()
         if self.control is not None:

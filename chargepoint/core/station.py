@@ -31,6 +31,7 @@ from chargepoint.core.status import (
     StatusReport,
 )
 from chargepoint.store import AsyncStore, StoreError, TransactionRow, utc_now
+from chargepoint.tasks import cancel_and_wait
 from meter.bsm_driver import EnergyReading
 from meter.errors import Action, MeterError, SnapshotIncomplete
 from meter.keys import PublicKeyInfo
@@ -175,11 +176,7 @@ class Station:
 
     async def stop(self) -> None:
         """Cancel every task the station owns; open sessions stay open in the store."""
-        for task in [*self._loops, *self._tasks]:
-            task.cancel()
-        for task in [*self._loops, *self._tasks]:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait([*self._loops, *self._tasks])
         self._loops.clear()
         self._tasks.clear()
 

@@ -31,6 +31,7 @@ from chargepoint.core.status import StatusReport
 from chargepoint.csms_link import Backoff, CsmsLinkError, open_link
 from chargepoint.ocpp16 import messages as m
 from chargepoint.store import AsyncStore, OutboxMessage, utc_now
+from chargepoint.tasks import cancel_and_wait
 
 log = logging.getLogger("chargepoint.ocpp")
 SUBPROTOCOL = "ocpp1.6"
@@ -412,11 +413,7 @@ class Ocpp16Adapter:
             await asyncio.wait({reader, worker}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             self.accepted.clear()
-            for task in (reader, worker):
-                task.cancel()
-            for task in (reader, worker):
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            await cancel_and_wait((reader, worker))
             with contextlib.suppress(Exception):
                 await ws.close()
             self.cp = None
@@ -424,8 +421,7 @@ class Ocpp16Adapter:
 
     async def stop(self) -> None:
         self._stopping = True
-        for task in list(self._owned):
-            task.cancel()
+        await cancel_and_wait(list(self._owned))
         if self.ws is not None:
             with contextlib.suppress(Exception):
                 await self.ws.close()
@@ -441,9 +437,7 @@ class Ocpp16Adapter:
         try:
             await self._drain_forever()
         finally:
-            heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await heartbeat
+            await cancel_and_wait([heartbeat])
 
     def _boot_payload(self) -> dict[str, Any]:
         first_meter = self.station.connectors[min(self.station.connectors)].meter
