@@ -53,12 +53,17 @@ async def demo_session(config_path: Path, state_dir: Path, seconds: float, id_ta
     try:
         await daemon.start()
         await csms.wait_connected(station_id, timeout=30)
-        await csms.wait_for("BootNotification", timeout=30)
+        # booted: the station reports its connectors once the CSMS accepted it
+        await csms.wait_for(
+            "StatusNotification", lambda r: r.payload["connectorId"] == 0, timeout=30
+        )
         print("station booted; CSMS sends RemoteStartTransaction for connector 1")
         answer = await csms.call(
             station_id, "RemoteStartTransaction", {"idTag": id_tag, "connectorId": 1}
         )
         print(f"  RemoteStartTransaction: {answer['status']}")
+        if answer["status"] != "Accepted":
+            return False
         start = await csms.wait_for("StartTransaction", timeout=60)
         print(
             f"  StartTransaction: meterStart {start.payload['meterStart']} Wh at "

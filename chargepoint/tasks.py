@@ -18,12 +18,16 @@ log = logging.getLogger("chargepoint.tasks")
 async def cancel_and_wait(
     tasks: Iterable[asyncio.Task[Any]], rounds: int = 10, wait_s: float = 0.5
 ) -> None:
+    tasks = list(tasks)
     pending = {t for t in tasks if not t.done()}
     for _ in range(rounds):
         if not pending:
-            return
+            break
         for task in pending:
             task.cancel()
         _, pending = await asyncio.wait(pending, timeout=wait_s)
+    for task in tasks:  # an error of a task that ended on its own is expected here
+        if task.done() and not task.cancelled():
+            task.exception()
     for task in pending:
         log.error("task %s did not end after %d cancellations", task.get_name(), rounds)
