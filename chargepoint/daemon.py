@@ -15,11 +15,11 @@ from pathlib import Path
 
 from chargepoint.config import StationConfig
 from chargepoint.control import ControlAddress, ControlServer
+from chargepoint.core import events
 from chargepoint.core.auth import Authorizer, IdTagInfo
 from chargepoint.core.meters import ConnectorMeter, MeterFleet
 from chargepoint.core.settings import Settings, station_specs
 from chargepoint.core.station import Station
-from chargepoint.ocpp16 import messages as m16
 from chargepoint.ocpp16.adapter import Ocpp16Adapter
 from chargepoint.store import AsyncStore
 from chargepoint.tasks import cancel_and_wait
@@ -42,7 +42,7 @@ async def _offline(_: str) -> IdTagInfo | None:
 def _meter_key_reader(meter: ConnectorMeter) -> Callable[[], str]:
     def read() -> str:
         key = meter.driver.pinned_key
-        return m16.oca_public_key(key.der_hex if key is not None else "")
+        return events.oca_public_key(key.der_hex if key is not None else "")
 
     return read
 

@@ -7,6 +7,7 @@ are carried as the meter's OCMF text, never re-serialised.
 
 from __future__ import annotations
 
+import base64
 from typing import Any, TypedDict
 
 TRANSACTION_STARTED = "TransactionStarted"
@@ -17,6 +18,14 @@ TRANSACTION_ENDED = "TransactionEnded"
 TRANSACTION_KINDS = frozenset(
     {TRANSACTION_STARTED, TRANSACTION_BEGIN_SIGNED, TRANSACTION_METER_VALUES, TRANSACTION_ENDED}
 )
+
+
+def oca_public_key(public_key_hex: str) -> str:
+    """A meter key as the OCA note "Signed Meter Values in OCPP" composes it for every OCPP
+    version: base64 of "oca:base16:asn1:<key hex>"; "" without a key."""
+    if not public_key_hex:
+        return ""
+    return base64.b64encode(f"oca:base16:asn1:{public_key_hex}".encode()).decode()
 
 
 class SignedValue(TypedDict):

@@ -21,13 +21,6 @@ FORMAT_RAW_OCMF = "raw-ocmf"
 FORMAT_SIGNED_METER_VALUE = "signed-meter-value"
 
 
-def oca_public_key(public_key_hex: str) -> str:
-    """The key as the OCA note composes it: base64 of "oca:base16:asn1:<hex>"."""
-    if not public_key_hex:
-        return ""
-    return base64.b64encode(f"oca:base16:asn1:{public_key_hex}".encode()).decode()
-
-
 def signed_value_text(signed: events.SignedValue, with_key: bool, value_format: str) -> str:
     ocmf = signed["ocmf"]
     if value_format == FORMAT_RAW_OCMF:
@@ -39,7 +32,7 @@ def signed_value_text(signed: events.SignedValue, with_key: bool, value_format: 
         data_key: base64.b64encode(ocmf.encode("utf-8")).decode(),
         "signingMethod": "",
         "encodingMethod": "OCMF",
-        "publicKey": oca_public_key(signed["public_key_hex"]) if with_key else "",
+        "publicKey": events.oca_public_key(signed["public_key_hex"]) if with_key else "",
     }
     return json.dumps(body, separators=(",", ":"))
 
