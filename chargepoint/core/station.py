@@ -872,17 +872,20 @@ class Station:
                     log.warning("connector %d: sampling failed: %s", c.id, exc)
                     continue
                 if samples and c.tx is not None:
-                    await self.store.enqueue(
-                        events.TRANSACTION_METER_VALUES,
-                        events.meter_values(
-                            connector_id=c.id,
-                            timestamp=utc_now(),
-                            context="Sample.Periodic",
-                            samples=samples,
-                        ),
-                        local_tx_id=c.tx.local_id,
-                    )
-                    self.outbox_changed()
+                    await self._queue_meter_values(c, c.tx, "Sample.Periodic", samples)
+
+    async def _queue_meter_values(
+        self, c: Connector, tx: ActiveTransaction, context: str, samples: list[events.Sample]
+    ) -> None:
+        """A session's meter values into the durable outbox."""
+        await self.store.enqueue(
+            events.TRANSACTION_METER_VALUES,
+            events.meter_values(
+                connector_id=c.id, timestamp=utc_now(), context=context, samples=samples
+            ),
+            local_tx_id=tx.local_id,
+        )
+        self.outbox_changed()
 
     async def _aligned_loop(self) -> None:
         while True:
@@ -902,17 +905,7 @@ class Station:
                 if not samples:
                     continue
                 if c.tx is not None:
-                    await self.store.enqueue(
-                        events.TRANSACTION_METER_VALUES,
-                        events.meter_values(
-                            connector_id=c.id,
-                            timestamp=utc_now(),
-                            context="Sample.Clock",
-                            samples=samples,
-                        ),
-                        local_tx_id=c.tx.local_id,
-                    )
-                    self.outbox_changed()
+                    await self._queue_meter_values(c, c.tx, "Sample.Clock", samples)
                 else:
                     self.volatile_meter_values(c.id, "Sample.Clock", samples)
 

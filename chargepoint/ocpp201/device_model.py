@@ -608,11 +608,14 @@ class DeviceModel:
             raise TooManyItems("GetVariables", len(items), limit)
         return [self._get_one(item) for item in items]
 
-    async def _set_one(self, raw: Mapping[str, Any]) -> Json:
+    def _resolve(
+        self, raw: Mapping[str, Any]
+    ) -> tuple[Callable[..., Json], VariableDef | None, Json | None]:
+        """The result skeleton of a Get/SetVariables entry, its variable, and the answer when
+        the entry already fails (unknown component/variable, attribute type not Actual)."""
         component_raw = raw.get("component") or {}
         variable_raw = raw.get("variable") or {}
         attribute_type = _field(raw, "attributeType", "attribute_type") or "Actual"
-        value = _field(raw, "attributeValue", "attribute_value")
         result: Json = {
             "attributeType": attribute_type,
             "component": _camel(component_raw),
@@ -627,12 +630,26 @@ class DeviceModel:
 
         status, vdef = self._lookup(component_raw, variable_raw)
         if vdef is None:
-            return answer(status, Rejection(R_NOT_FOUND, status))
+            return answer, None, answer(status, Rejection(R_NOT_FOUND, status))
         if attribute_type != "Actual":
-            return answer(
-                "NotSupportedAttributeType",
-                Rejection(R_UNSUPPORTED_PARAM, f"only attribute type Actual; not {attribute_type}"),
+            return (
+                answer,
+                vdef,
+                answer(
+                    "NotSupportedAttributeType",
+                    Rejection(
+                        R_UNSUPPORTED_PARAM, f"only attribute type Actual; not {attribute_type}"
+                    ),
+                ),
             )
+        return answer, vdef, None
+
+    async def _set_one(self, raw: Mapping[str, Any]) -> Json:
+        value = _field(raw, "attributeValue", "attribute_value")
+        answer, vdef, early = self._resolve(raw)
+        if early is not None:
+            return early
+        assert vdef is not None
         if vdef.mutability == "ReadOnly":
             return answer("Rejected", Rejection(R_READ_ONLY, self._why_read_only(vdef)))
         if not isinstance(value, str):
@@ -668,29 +685,10 @@ class DeviceModel:
         return ("RebootRequired" if changed and vdef.reboot_required else "Accepted"), None
 
     def _get_one(self, raw: Mapping[str, Any]) -> Json:
-        component_raw = raw.get("component") or {}
-        variable_raw = raw.get("variable") or {}
-        attribute_type = _field(raw, "attributeType", "attribute_type") or "Actual"
-        result: Json = {
-            "attributeType": attribute_type,
-            "component": _camel(component_raw),
-            "variable": _camel(variable_raw),
-        }
-
-        def answer(status: str, rejection: Rejection | None = None) -> Json:
-            result["attributeStatus"] = status
-            if rejection is not None:
-                result["attributeStatusInfo"] = _status_info(rejection)
-            return result
-
-        status, vdef = self._lookup(component_raw, variable_raw)
-        if vdef is None:
-            return answer(status, Rejection(R_NOT_FOUND, status))
-        if attribute_type != "Actual":
-            return answer(
-                "NotSupportedAttributeType",
-                Rejection(R_UNSUPPORTED_PARAM, f"only attribute type Actual; not {attribute_type}"),
-            )
+        answer, vdef, early = self._resolve(raw)
+        if early is not None:
+            return early
+        assert vdef is not None
         if vdef.mutability == "WriteOnly":
             return answer("Rejected", Rejection(R_WRITE_ONLY, f"{vdef.path} is write-only"))
         try:
@@ -702,8 +700,9 @@ class DeviceModel:
             return answer(
                 "Rejected", Rejection(R_TOO_LARGE, f"longer than {REPORT_VALUE_MAX} characters")
             )
-        result["attributeValue"] = value
-        return answer("Accepted")
+        accepted = answer("Accepted")
+        accepted["attributeValue"] = value
+        return accepted
 
     def _lookup(
         self, component_raw: Mapping[str, Any], variable_raw: Mapping[str, Any]
