@@ -1,13 +1,15 @@
-"""Figures of the daemon on OCPP 1.6J with two connectors on the embedded simulator.
+"""Figures of the daemon on OCPP 1.6J and 2.0.1 with two connectors on the embedded simulator.
 
+For each version:
 - idle RSS and CPU of the daemon process (two connectors, booted, nothing happening);
-- RemoteStopTransaction received -> StopTransaction sent, against the floor (the meter's
-  signing delay + the wire time of the frames a turn-off snapshot needs on 19200 8E1);
+- remote stop received (RemoteStopTransaction / RequestStopTransaction) -> end message sent
+  (StopTransaction / TransactionEvent Ended), against the floor (the meter's signing delay +
+  the wire time of the frames a turn-off snapshot needs on 19200 8E1);
 - the same with both connectors stopped at once (the meters sign in parallel while one owner
   of the bus serves them: ideally one signing delay plus twice the bus time);
 - the time to drain a backlog of 1,000 queued transaction messages once the CSMS is back.
 
-Usage: python benchmarks/session.py [--sign-delay 2.0] [--idle-seconds 10]
+Usage: python benchmarks/session.py [--sign-delay 2.0] [--idle-seconds 10] [--version 1.6]
 """
 
 from __future__ import annotations
@@ -41,10 +43,15 @@ LINE = LineSettings(19200, "E")
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def write_config(path: Path, csms_url: str, state: Path, sign_delay: float) -> Path:
+def write_config(path: Path, csms_url: str, state: Path, sign_delay: float, version: str) -> Path:
     doc: dict[str, Any] = {
         "station": {"id": STATION},
-        "csms": {"url": csms_url, "reconnect_min_delay": 0.2, "reconnect_max_delay": 1},
+        "csms": {
+            "url": csms_url,
+            "reconnect_min_delay": 0.2,
+            "reconnect_max_delay": 1,
+            "ocpp_version": version,
+        },
         "meter_buses": [{"name": "sim", "url": "simulator"}],
         "simulator": {"sign_delay": sign_delay, "wire_time_baud": LINE.baudrate},
         "connectors": [
@@ -95,56 +102,137 @@ def proc_figures(pid: int) -> tuple[int, float]:
     return rss, cpu
 
 
-async def start_session(csms: TestCsms, connector: int, tag: str) -> int:
-    mark = len(csms.received)
-    await csms.call(STATION, "RemoteStartTransaction", {"idTag": tag, "connectorId": connector})
-    await csms.wait_for(
-        "StartTransaction", lambda r: r.payload["connectorId"] == connector, after=mark, timeout=60
-    )
-    for _ in range(200):
-        ids = [
-            t
-            for t, e in csms.transaction_log().items()
-            if e["start"]["connectorId"] == connector and e["stop"] is None
-        ]
-        if ids:
-            return max(ids)
-        await asyncio.sleep(0.02)
-    raise TimeoutError("no transaction id")
+class Version:
+    """What one OCPP version's CSMS sends and looks for."""
 
+    name = ""
+    end_name = ""
+    stop_name = ""
 
-def _is_stop_of(transaction_id: int) -> Callable[[Received], bool]:
-    def check(r: Received) -> bool:
-        return bool(r.payload["transactionId"] == transaction_id)
+    def __init__(self, csms: TestCsms) -> None:
+        self.csms = csms
 
-    return check
+    async def start_session(self, connector: int, tag: str) -> str:
+        raise NotImplementedError
 
+    async def request_stop(self, tx: str) -> None:
+        raise NotImplementedError
 
-def end_record_length(stop: dict[str, Any]) -> int:
-    """Length of the signed End OCMF in a StopTransaction (OCA signed value format)."""
-    for mv in stop.get("transactionData", []):
-        for sv in mv["sampledValue"]:
-            if sv.get("context") == "Transaction.End" and sv.get("format") == "SignedData":
-                return len(base64.b64decode(json.loads(sv["value"])["signedMeterData"]))
-    raise ValueError("no signed End value")
+    def is_end_of(self, tx: str) -> Callable[[Received], bool]:
+        raise NotImplementedError
 
+    def end_record_length(self, end: dict[str, Any]) -> int:
+        raise NotImplementedError
 
-async def timed_stop(csms: TestCsms, transaction_ids: list[int]) -> tuple[float, int]:
-    """Seconds from RemoteStop to the last StopTransaction, and the End record's length."""
-    mark = len(csms.received)
-    t0 = time.monotonic()
-    await asyncio.gather(
-        *(
-            csms.call(STATION, "RemoteStopTransaction", {"transactionId": t})
+    def is_value_of(self, r: Received, tx: str) -> bool:
+        raise NotImplementedError
+
+    async def timed_stop(self, transaction_ids: list[str]) -> tuple[float, int]:
+        """Seconds from the remote stop to the last end message, and the End record's length."""
+        mark = len(self.csms.received)
+        t0 = time.monotonic()
+        await asyncio.gather(*(self.request_stop(t) for t in transaction_ids))
+        ends = [
+            await self.csms.wait_for(self.end_action, self.is_end_of(t), after=mark, timeout=60)
             for t in transaction_ids
+        ]
+        last = max(r.at for r in ends)
+        return last - t0, max(self.end_record_length(r.payload) for r in ends)
+
+    end_action = ""
+
+
+class Version16(Version):
+    name = "1.6"
+    end_name = "StopTransaction"
+    stop_name = "RemoteStopTransaction"
+    end_action = "StopTransaction"
+
+    async def start_session(self, connector: int, tag: str) -> str:
+        csms = self.csms
+        mark = len(csms.received)
+        await csms.call(STATION, "RemoteStartTransaction", {"idTag": tag, "connectorId": connector})
+        await csms.wait_for(
+            "StartTransaction",
+            lambda r: r.payload["connectorId"] == connector,
+            after=mark,
+            timeout=60,
         )
-    )
-    stops = [
-        await csms.wait_for("StopTransaction", _is_stop_of(t), after=mark, timeout=60)
-        for t in transaction_ids
-    ]
-    last = max(r.at for r in stops)
-    return last - t0, max(end_record_length(r.payload) for r in stops)
+        for _ in range(200):
+            ids = [
+                t
+                for t, e in csms.transaction_log().items()
+                if e["start"]["connectorId"] == connector and e["stop"] is None
+            ]
+            if ids:
+                return str(max(ids))
+            await asyncio.sleep(0.02)
+        raise TimeoutError("no transaction id")
+
+    async def request_stop(self, tx: str) -> None:
+        await self.csms.call(STATION, "RemoteStopTransaction", {"transactionId": int(tx)})
+
+    def is_end_of(self, tx: str) -> Callable[[Received], bool]:
+        return lambda r: bool(r.payload["transactionId"] == int(tx))
+
+    def end_record_length(self, end: dict[str, Any]) -> int:
+        for mv in end.get("transactionData", []):
+            for sv in mv["sampledValue"]:
+                if sv.get("context") == "Transaction.End" and sv.get("format") == "SignedData":
+                    return len(base64.b64decode(json.loads(sv["value"])["signedMeterData"]))
+        raise ValueError("no signed End value")
+
+    def is_value_of(self, r: Received, tx: str) -> bool:
+        return r.action == "MeterValues" and r.payload.get("transactionId") == int(tx)
+
+
+class Version201(Version):
+    name = "2.0.1"
+    end_name = "TransactionEvent Ended"
+    stop_name = "RequestStopTransaction"
+    end_action = "TransactionEvent"
+
+    async def start_session(self, connector: int, tag: str) -> str:
+        csms = self.csms
+        mark = len(csms.received)
+        await csms.call(
+            STATION,
+            "RequestStartTransaction",
+            {"idToken": {"idToken": tag, "type": "Central"}, "remoteStartId": 1},
+        )
+        started = await csms.wait_for(
+            "TransactionEvent",
+            lambda r: r.payload["eventType"] == "Started" and r.payload["evse"]["id"] == connector,
+            after=mark,
+            timeout=60,
+        )
+        return str(started.payload["transactionInfo"]["transactionId"])
+
+    async def request_stop(self, tx: str) -> None:
+        await self.csms.call(STATION, "RequestStopTransaction", {"transactionId": tx})
+
+    def is_end_of(self, tx: str) -> Callable[[Received], bool]:
+        return lambda r: (
+            r.payload["eventType"] == "Ended"
+            and r.payload["transactionInfo"]["transactionId"] == tx
+        )
+
+    def end_record_length(self, end: dict[str, Any]) -> int:
+        for mv in end.get("meterValue", []):
+            for sv in mv["sampledValue"]:
+                if sv.get("context") == "Transaction.End" and "signedMeterValue" in sv:
+                    return len(base64.b64decode(sv["signedMeterValue"]["signedMeterData"]))
+        raise ValueError("no signed End value")
+
+    def is_value_of(self, r: Received, tx: str) -> bool:
+        return (
+            r.action == "TransactionEvent"
+            and r.payload["eventType"] == "Updated"
+            and r.payload["transactionInfo"]["transactionId"] == tx
+        )
+
+
+VERSIONS: dict[str, type[Version]] = {"1.6": Version16, "2.0.1": Version201}
 
 
 def spawn(config: Path, log: Path) -> subprocess.Popen[bytes]:
@@ -157,11 +245,18 @@ def spawn(config: Path, log: Path) -> subprocess.Popen[bytes]:
         )
 
 
-async def main(sign_delay: float, idle_seconds: float) -> None:
+async def main(sign_delay: float, idle_seconds: float, versions: list[str]) -> None:
+    for name in versions:
+        print(f"--- OCPP {name}")
+        await bench(VERSIONS[name], sign_delay, idle_seconds)
+
+
+async def bench(version_class: type[Version], sign_delay: float, idle_seconds: float) -> None:
     csms = TestCsms()
     await csms.start()
+    v = version_class(csms)
     tmp = Path(tempfile.mkdtemp(prefix="chargepoint-bench-"))
-    config = write_config(tmp / "station.yaml", csms.url, tmp / "state", sign_delay)
+    config = write_config(tmp / "station.yaml", csms.url, tmp / "state", sign_delay, v.name)
     proc = spawn(config, tmp / "daemon.log")
     try:
         await csms.wait_for("BootNotification", timeout=60)
@@ -176,33 +271,33 @@ async def main(sign_delay: float, idle_seconds: float) -> None:
 
         singles = []
         for n in range(3):
-            tx = await start_session(csms, 1, f"B{n}")
+            tx = await v.start_session(1, f"B{n}")
             await asyncio.sleep(1)
-            singles.append(await timed_stop(csms, [tx]))
+            singles.append(await v.timed_stop([tx]))
             await asyncio.sleep(1.5)
         single, ocmf_len = sorted(singles)[1]
         bus = turn_off_bus_seconds(ocmf_bytes=ocmf_len)
         floor_one = sign_delay + bus
         print(
-            f"RemoteStop -> StopTransaction, one connector: {single:.3f} s (median of 3), "
+            f"{v.stop_name} -> {v.end_name}, one connector: {single:.3f} s (median of 3), "
             f"floor {floor_one:.3f} s (signing {sign_delay:.1f} s + bus {bus:.3f} s for a "
             f"{ocmf_len}-byte OCMF), ratio {single / floor_one:.3f}"
         )
 
-        tx1 = await start_session(csms, 1, "P1")
-        tx2 = await start_session(csms, 2, "P2")
+        tx1 = await v.start_session(1, "P1")
+        tx2 = await v.start_session(2, "P2")
         await asyncio.sleep(1)
-        both, ocmf_len = await timed_stop(csms, [tx1, tx2])
+        both, ocmf_len = await v.timed_stop([tx1, tx2])
         floor_two = sign_delay + 2 * turn_off_bus_seconds(ocmf_bytes=ocmf_len)
         print(
-            f"both connectors stopped at once: {both:.3f} s until both StopTransactions, "
+            f"both connectors stopped at once: {both:.3f} s until both end messages, "
             f"floor {floor_two:.3f} s (one signing delay + twice the bus time), "
             f"ratio {both / floor_two:.3f}"
         )
         await asyncio.sleep(1.5)
 
         # backlog: a session open, the daemon gone, 1,000 messages queued, the CSMS back
-        tx = await start_session(csms, 1, "BACKLOG")
+        tx = await v.start_session(1, "BACKLOG")
         await asyncio.sleep(0.5)
         proc.terminate()
         proc.wait(30)
@@ -229,19 +324,11 @@ async def main(sign_delay: float, idle_seconds: float) -> None:
         mark = len(csms.received)
         proc = spawn(config, tmp / "daemon.log")
         boot = await csms.wait_for("BootNotification", after=mark, timeout=60)
-        stop = await csms.wait_for(
-            "StopTransaction", lambda r: r.payload["transactionId"] == tx, after=mark, timeout=300
-        )
-        delivered = len(
-            [
-                r
-                for r in csms.received[mark:]
-                if r.action == "MeterValues" and r.payload.get("transactionId") == tx
-            ]
-        )
+        stop = await csms.wait_for(v.end_action, v.is_end_of(tx), after=mark, timeout=300)
+        delivered = len([r for r in csms.received[mark:] if v.is_value_of(r, tx)])
         drain = stop.at - boot.at
         print(
-            f"backlog: {delivered} queued MeterValues + the StopTransaction delivered in "
+            f"backlog: {delivered} queued meter values + the {v.end_name} delivered in "
             f"order in {drain:.2f} s after the boot ({delivered / drain:.0f} messages/s)"
         )
     finally:
@@ -255,5 +342,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--sign-delay", type=float, default=2.0)
     parser.add_argument("--idle-seconds", type=float, default=10.0)
+    parser.add_argument("--version", choices=sorted(VERSIONS), action="append")
     args = parser.parse_args()
-    asyncio.run(main(args.sign_delay, args.idle_seconds))
+    asyncio.run(main(args.sign_delay, args.idle_seconds, args.version or list(VERSIONS)))

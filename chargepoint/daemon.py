@@ -12,6 +12,7 @@ import logging
 import signal
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from chargepoint.config import StationConfig
 from chargepoint.control import ControlAddress, ControlServer
@@ -29,10 +30,16 @@ log = logging.getLogger("chargepoint.daemon")
 
 STORE_FILE = "chargepoint.sqlite"
 SETTING_PREFIX = "ocpp."
+DEVICE_MODEL_PREFIX = "ocpp201."
+SUPPORTED_VERSIONS = ("1.6", "2.0.1")
 
 
 class UnsupportedVersion(Exception):
     pass
+
+
+if TYPE_CHECKING:
+    from chargepoint.ocpp201.adapter import Ocpp201Adapter
 
 
 async def _offline(_: str) -> IdTagInfo | None:
@@ -55,14 +62,14 @@ class Daemon:
         self.store: AsyncStore | None = None
         self.fleet: MeterFleet | None = None
         self.station: Station | None = None
-        self.adapter: Ocpp16Adapter | None = None
+        self.adapter: Ocpp16Adapter | Ocpp201Adapter | None = None
         self.control: ControlServer | None = None
         self._adapter_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         cfg = self.config
-        if cfg.csms.ocpp_version != "1.6":
-            raise UnsupportedVersion(f"OCPP {cfg.csms.ocpp_version} is not available yet")
+        if cfg.csms.ocpp_version not in SUPPORTED_VERSIONS:
+            raise UnsupportedVersion(f"OCPP {cfg.csms.ocpp_version} is not supported")
         self.state_dir.mkdir(parents=True, exist_ok=True)
         store = await AsyncStore.open(self.state_dir / STORE_FILE, cfg.station.id)
         self.store = store
@@ -86,12 +93,35 @@ class Daemon:
         for c in station.connectors.values():  # identities for BootNotification, best effort
             with contextlib.suppress(MeterError):
                 await c.meter.driver.identity()
-        self.adapter = Ocpp16Adapter(cfg, station, settings, store, authorizer)
+        self.adapter = await self._adapter(station, settings, store, authorizer)
         self.control = ControlServer(station, ControlAddress(cfg.control.listen, self.state_dir))
         await self.control.start()
         await station.start()
-        self._adapter_task = asyncio.create_task(self.adapter.run(), name="ocpp 1.6 adapter")
+        self._adapter_task = asyncio.create_task(
+            self.adapter.run(), name=f"ocpp {cfg.csms.ocpp_version} adapter"
+        )
         log.info("station %s running with %d connectors", cfg.station.id, len(cfg.connectors))
+
+    async def _adapter(
+        self, station: Station, settings: Settings, store: AsyncStore, authorizer: Authorizer
+    ) -> Ocpp16Adapter | Ocpp201Adapter:
+        cfg = self.config
+        if cfg.csms.ocpp_version == "1.6":
+            return Ocpp16Adapter(cfg, station, settings, store, authorizer)
+        from chargepoint.ocpp201.adapter import Ocpp201Adapter
+        from chargepoint.ocpp201.device_model import DeviceModel, LiveValues
+
+        async def persist(key: str, value: str) -> None:
+            await store.set_setting(key, value)
+
+        def connector_status(connector_id: int) -> str | None:
+            c = station.connectors.get(connector_id)
+            return c.status.value if c is not None else None
+
+        live = LiveValues(connector_status=connector_status)
+        stored = await store.settings(DEVICE_MODEL_PREFIX)
+        model = DeviceModel.for_station(cfg, settings, persist, stored, live=live)
+        return Ocpp201Adapter(cfg, station, settings, store, authorizer, model)
 
     async def stop(self) -> None:
         if self.adapter is not None:

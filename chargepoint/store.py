@@ -92,18 +92,25 @@ def utc_now() -> str:
 
 @dataclass(frozen=True)
 class TransactionRow:
-    """One charging session. ``begin_*`` and ``end_*`` are the signed records, byte for byte."""
+    """One transaction. ``begin_*`` and ``end_*`` are the signed records, byte for byte.
+
+    A transaction opens (``opened_at``) when its start point is reached and closes
+    (``closed_at``) at its stop point. Its signed charging period lies within: the Begin
+    (``started_at`` ... ``begin_fields``) is None until the meter signed the turn-on (and stays
+    None for a transaction closed before charging began); ``stopped_at`` and the End follow at
+    the turn-off. Under OCPP 1.6 both bounds coincide with the signed period.
+    """
 
     local_id: int
     connector_id: int
     evse_id: str
-    id_tag: str
-    meter_serial: str
-    public_key_hex: str
-    started_at: str
-    meter_start_wh: int
-    begin_ocmf: str
-    begin_fields: str
+    id_tag: str  # "" until known (a transaction opened when the EV plugged in)
+    meter_serial: str | None
+    public_key_hex: str | None
+    started_at: str | None
+    meter_start_wh: int | None
+    begin_ocmf: str | None
+    begin_fields: str | None
     csms_transaction_id: int | None
     stopped_at: str | None
     meter_stop_wh: int | None
@@ -113,10 +120,22 @@ class TransactionRow:
     stop_id_tag: str | None
     # Set when the session had to end without a signed end value: why.
     unsigned_end_reason: str | None
+    opened_at: str
+    closed_at: str | None
 
     @property
     def open(self) -> bool:
-        return self.stopped_at is None
+        return self.closed_at is None
+
+    @property
+    def signed(self) -> bool:
+        """The meter signed this transaction's Begin."""
+        return self.begin_ocmf is not None
+
+    @property
+    def charging(self) -> bool:
+        """Begun and not yet ended: the load may be released."""
+        return self.begin_ocmf is not None and self.stopped_at is None
 
 
 @dataclass(frozen=True)
@@ -304,8 +323,134 @@ def _migrate_to_1(conn: sqlite3.Connection) -> None:
         conn.execute(statement)
 
 
+# Version 2: a transaction may open before its signed Begin (OCPP 2.0.1 TxStartPoint
+# EVConnected/Authorized) and close after its signed End (TxStopPoint EVConnected): the begin
+# columns become optional (written once), `opened_at` and `closed_at` bound the transaction,
+# the id tag may be filled in once when it arrives after the opening.
+_TRANSACTIONS_V2 = """
+    CREATE TABLE transactions_v2 (
+        local_id INTEGER PRIMARY KEY AUTOINCREMENT,
+        connector_id INTEGER NOT NULL,
+        evse_id TEXT NOT NULL,
+        id_tag TEXT NOT NULL,
+        meter_serial TEXT,
+        public_key_hex TEXT,
+        started_at TEXT,
+        meter_start_wh INTEGER,
+        begin_ocmf TEXT,
+        begin_fields TEXT,
+        csms_transaction_id INTEGER,
+        stopped_at TEXT,
+        meter_stop_wh INTEGER,
+        end_ocmf TEXT,
+        end_fields TEXT,
+        stop_reason TEXT,
+        stop_id_tag TEXT,
+        unsigned_end_reason TEXT,
+        opened_at TEXT NOT NULL,
+        closed_at TEXT,
+        CHECK ((begin_ocmf IS NULL) = (begin_fields IS NULL)
+               AND (begin_ocmf IS NULL) = (started_at IS NULL)
+               AND (begin_ocmf IS NULL) = (meter_start_wh IS NULL)
+               AND (begin_ocmf IS NULL) = (meter_serial IS NULL)
+               AND (begin_ocmf IS NULL) = (public_key_hex IS NULL)),
+        CHECK (stopped_at IS NULL OR begin_ocmf IS NOT NULL),
+        CHECK (stopped_at IS NOT NULL OR (meter_stop_wh IS NULL AND end_ocmf IS NULL
+               AND end_fields IS NULL AND unsigned_end_reason IS NULL)),
+        CHECK (stopped_at IS NULL OR (meter_stop_wh IS NOT NULL AND stop_reason IS NOT NULL)),
+        CHECK ((end_ocmf IS NULL) = (end_fields IS NULL)),
+        CHECK (closed_at IS NULL OR stop_reason IS NOT NULL),
+        CHECK (stop_reason IS NULL OR stopped_at IS NOT NULL OR closed_at IS NOT NULL)
+    )
+"""
+
+_SCHEMA_V2_TRANSACTIONS = (
+    """
+    CREATE UNIQUE INDEX transactions_open_per_connector
+        ON transactions (connector_id) WHERE closed_at IS NULL
+    """,
+    "CREATE INDEX transactions_by_start ON transactions (started_at)",
+    "CREATE INDEX transactions_by_connector ON transactions (connector_id, local_id)",
+    """
+    CREATE TRIGGER transactions_identity_never_rewritten
+    BEFORE UPDATE OF local_id, connector_id, evse_id, opened_at ON transactions
+    BEGIN
+        SELECT RAISE(ABORT, 'the identity of a transaction is never rewritten');
+    END
+    """,
+    """
+    CREATE TRIGGER transactions_id_tag_written_once
+    BEFORE UPDATE OF id_tag ON transactions
+    WHEN OLD.id_tag <> ''
+    BEGIN
+        SELECT RAISE(ABORT, 'the id tag of a transaction is written once');
+    END
+    """,
+    """
+    CREATE TRIGGER transactions_begin_never_rewritten
+    BEFORE UPDATE OF meter_serial, public_key_hex, started_at, meter_start_wh, begin_ocmf,
+        begin_fields ON transactions
+    WHEN OLD.begin_ocmf IS NOT NULL
+    BEGIN
+        SELECT RAISE(ABORT, 'the begin of a session is never rewritten');
+    END
+    """,
+    """
+    CREATE TRIGGER transactions_end_written_once
+    BEFORE UPDATE OF stopped_at, meter_stop_wh, end_ocmf, end_fields, unsigned_end_reason
+        ON transactions
+    WHEN OLD.stopped_at IS NOT NULL
+    BEGIN
+        SELECT RAISE(ABORT, 'the end of a session is written once');
+    END
+    """,
+    """
+    CREATE TRIGGER transactions_stop_reason_written_once
+    BEFORE UPDATE OF stop_reason, stop_id_tag ON transactions
+    WHEN OLD.stop_reason IS NOT NULL
+    BEGIN
+        SELECT RAISE(ABORT, 'the stop reason of a transaction is written once');
+    END
+    """,
+    """
+    CREATE TRIGGER transactions_closed_once
+    BEFORE UPDATE OF closed_at ON transactions
+    WHEN OLD.closed_at IS NOT NULL
+    BEGIN
+        SELECT RAISE(ABORT, 'a transaction is closed once');
+    END
+    """,
+)
+
+
+def _migrate_to_2(conn: sqlite3.Connection) -> None:
+    # Rebuilds the table (SQLite cannot relax NOT NULL): foreign keys are off during
+    # migrations and checked before the commit (Store._migrate).
+    row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'transactions'").fetchone()
+    last_id = int(row[0]) if row is not None else 0
+    conn.execute(_TRANSACTIONS_V2)
+    conn.execute(
+        "INSERT INTO transactions_v2 (local_id, connector_id, evse_id, id_tag, meter_serial,"
+        " public_key_hex, started_at, meter_start_wh, begin_ocmf, begin_fields,"
+        " csms_transaction_id, stopped_at, meter_stop_wh, end_ocmf, end_fields, stop_reason,"
+        " stop_id_tag, unsigned_end_reason, opened_at, closed_at)"
+        " SELECT local_id, connector_id, evse_id, id_tag, meter_serial, public_key_hex,"
+        " started_at, meter_start_wh, begin_ocmf, begin_fields, csms_transaction_id,"
+        " stopped_at, meter_stop_wh, end_ocmf, end_fields, stop_reason, stop_id_tag,"
+        " unsigned_end_reason, started_at, stopped_at FROM transactions"
+    )
+    conn.execute("DROP TABLE transactions")
+    conn.execute("ALTER TABLE transactions_v2 RENAME TO transactions")
+    # local ids are never reused, not even those of sessions removed before the migration
+    conn.execute(
+        "UPDATE sqlite_sequence SET seq = max(seq, ?) WHERE name = 'transactions'", (last_id,)
+    )
+    for statement in _SCHEMA_V2_TRANSACTIONS:
+        conn.execute(statement)
+
+
 # MIGRATIONS[n - 1] brings a file from version n-1 to n; a new file runs all of them.
-MIGRATIONS: tuple[Migration, ...] = (_migrate_to_1,)
+MIGRATIONS: tuple[Migration, ...] = (_migrate_to_1, _migrate_to_2)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -592,6 +737,16 @@ class Store:
 
     @staticmethod
     def _migrate(conn: sqlite3.Connection, path: Path, station_id: str) -> None:
+        # A migration may rebuild a table others reference: foreign keys are off while the
+        # migrations run (it cannot change inside a transaction) and checked before COMMIT.
+        conn.execute("PRAGMA foreign_keys = OFF")
+        try:
+            Store._migrate_locked(conn, path, station_id)
+        finally:
+            conn.execute("PRAGMA foreign_keys = ON")
+
+    @staticmethod
+    def _migrate_locked(conn: sqlite3.Connection, path: Path, station_id: str) -> None:
         conn.execute("BEGIN IMMEDIATE")
         try:
             # Read again under the write lock: another process may have migrated meanwhile.
@@ -606,6 +761,12 @@ class Store:
                 )
             if version < SCHEMA_VERSION:
                 _apply_migrations(conn, version)
+                broken = conn.execute("PRAGMA foreign_key_check").fetchall()
+                if broken:
+                    raise StoreError(
+                        f"{path}: migration left {len(broken)} dangling references; "
+                        "nothing was changed"
+                    )
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
@@ -693,19 +854,11 @@ class Store:
         _check_json_text("begin_fields", begin_fields)
 
         def write(conn: sqlite3.Connection) -> int:
-            row = conn.execute(
-                "SELECT local_id FROM transactions WHERE connector_id = ? AND stopped_at IS NULL",
-                (connector_id,),
-            ).fetchone()
-            if row is not None:
-                raise StoreError(
-                    f"connector {connector_id} already has an open session ({row[0]}); "
-                    "end it before starting another"
-                )
+            self._check_free(conn, connector_id)
             cur = conn.execute(
                 "INSERT INTO transactions (connector_id, evse_id, id_tag, meter_serial,"
-                " public_key_hex, started_at, meter_start_wh, begin_ocmf, begin_fields)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " public_key_hex, started_at, meter_start_wh, begin_ocmf, begin_fields,"
+                " opened_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     connector_id,
                     evse_id,
@@ -716,6 +869,7 @@ class Store:
                     meter_start_wh,
                     begin_ocmf,
                     begin_fields,
+                    started_at,
                 ),
             )
             local_id = int(cur.lastrowid or 0)
@@ -723,6 +877,146 @@ class Store:
             return local_id
 
         return self._write(write)
+
+    @staticmethod
+    def _check_free(conn: sqlite3.Connection, connector_id: int) -> None:
+        row = conn.execute(
+            "SELECT local_id FROM transactions WHERE connector_id = ? AND closed_at IS NULL",
+            (connector_id,),
+        ).fetchone()
+        if row is not None:
+            raise StoreError(
+                f"connector {connector_id} already has an open session ({row[0]}); "
+                "end it before starting another"
+            )
+
+    @staticmethod
+    def _open_row(conn: sqlite3.Connection, local_id: int) -> tuple[Any, ...]:
+        row = conn.execute(
+            "SELECT closed_at, begin_ocmf, stopped_at, stop_reason, id_tag FROM transactions"
+            " WHERE local_id = ?",
+            (local_id,),
+        ).fetchone()
+        if row is None:
+            raise StoreError(f"session {local_id} does not exist")
+        if row[0] is not None:
+            raise StoreError(f"session {local_id} was already closed at {row[0]}")
+        return tuple(row)
+
+    def open_transaction(
+        self,
+        *,
+        connector_id: int,
+        evse_id: str,
+        id_tag: str,
+        opened_at: str,
+        messages: Sequence[tuple[str, dict[str, Any]]],
+    ) -> int:
+        """Open a transaction before its signed Begin (start point EVConnected/Authorized);
+        `id_tag` may be "" and filled in later with `authorize_transaction`."""
+        _check_timestamp("opened_at", opened_at)
+
+        def write(conn: sqlite3.Connection) -> int:
+            self._check_free(conn, connector_id)
+            cur = conn.execute(
+                "INSERT INTO transactions (connector_id, evse_id, id_tag, opened_at)"
+                " VALUES (?, ?, ?, ?)",
+                (connector_id, evse_id, id_tag, opened_at),
+            )
+            local_id = int(cur.lastrowid or 0)
+            self._append(conn, messages, local_id, utc_now())
+            return local_id
+
+        return self._write(write)
+
+    def authorize_transaction(
+        self, local_id: int, id_tag: str, messages: Sequence[tuple[str, dict[str, Any]]]
+    ) -> None:
+        """The id tag of a transaction opened without one, and its message."""
+        if not id_tag:
+            raise StoreError(f"session {local_id}: an empty id tag authorizes nothing")
+
+        def write(conn: sqlite3.Connection) -> None:
+            row = self._open_row(conn, local_id)
+            if row[4]:
+                raise StoreError(f"session {local_id} already has the id tag {row[4]!r}")
+            conn.execute(
+                "UPDATE transactions SET id_tag = ? WHERE local_id = ?", (id_tag, local_id)
+            )
+            self._append(conn, messages, local_id, utc_now())
+
+        self._write(write)
+
+    def begin_transaction(
+        self,
+        local_id: int,
+        *,
+        meter_serial: str,
+        public_key_hex: str,
+        started_at: str,
+        meter_start_wh: int,
+        begin_ocmf: str,
+        begin_fields: str,
+        messages: Sequence[tuple[str, dict[str, Any]]],
+    ) -> None:
+        """The signed Begin of a transaction opened earlier, and its messages."""
+        _check_timestamp("started_at", started_at)
+        _check_json_text("begin_fields", begin_fields)
+
+        def write(conn: sqlite3.Connection) -> None:
+            row = self._open_row(conn, local_id)
+            if row[1] is not None:
+                raise StoreError(f"session {local_id} already has its signed begin")
+            if row[3] is not None:
+                raise StoreError(f"session {local_id} was stopped before it began")
+            conn.execute(
+                "UPDATE transactions SET meter_serial = ?, public_key_hex = ?, started_at = ?,"
+                " meter_start_wh = ?, begin_ocmf = ?, begin_fields = ? WHERE local_id = ?",
+                (
+                    meter_serial,
+                    public_key_hex,
+                    started_at,
+                    meter_start_wh,
+                    begin_ocmf,
+                    begin_fields,
+                    local_id,
+                ),
+            )
+            self._append(conn, messages, local_id, utc_now())
+
+        self._write(write)
+
+    def close_transaction(
+        self,
+        local_id: int,
+        *,
+        closed_at: str,
+        stop_reason: str,
+        stop_id_tag: str | None,
+        messages: Sequence[tuple[str, dict[str, Any]]],
+    ) -> None:
+        """Close a transaction whose charging already ended (its stop reason is kept) or that
+        never began charging (nothing signed, `stop_reason` recorded)."""
+        _check_timestamp("closed_at", closed_at)
+
+        def write(conn: sqlite3.Connection) -> None:
+            row = self._open_row(conn, local_id)
+            if row[1] is not None and row[2] is None:
+                raise StoreError(f"session {local_id} is charging: end it before closing it")
+            if row[3] is None:
+                conn.execute(
+                    "UPDATE transactions SET stop_reason = ?, stop_id_tag = ?, closed_at = ?"
+                    " WHERE local_id = ?",
+                    (stop_reason, stop_id_tag, closed_at, local_id),
+                )
+            else:
+                conn.execute(
+                    "UPDATE transactions SET closed_at = ? WHERE local_id = ?",
+                    (closed_at, local_id),
+                )
+            self._append(conn, messages, local_id, utc_now())
+
+        self._write(write)
 
     def end_transaction(
         self,
@@ -736,8 +1030,11 @@ class Store:
         stop_id_tag: str | None,
         unsigned_end_reason: str | None,
         messages: Sequence[tuple[str, dict[str, Any]]],
+        close: bool = True,
     ) -> None:
-        """Record a session's end and its messages in one transaction. A session ends once."""
+        """Record a session's end and its messages in one transaction. A session ends once.
+        With `close` false the transaction stays open after its charging ended (its stop
+        point is not reached yet); `close_transaction` closes it later."""
         _check_timestamp("stopped_at", stopped_at)
         if (end_ocmf is None) != (end_fields is None):
             raise StoreError(
@@ -748,16 +1045,21 @@ class Store:
 
         def write(conn: sqlite3.Connection) -> None:
             row = conn.execute(
-                "SELECT stopped_at FROM transactions WHERE local_id = ?", (local_id,)
+                "SELECT stopped_at, begin_ocmf, closed_at FROM transactions WHERE local_id = ?",
+                (local_id,),
             ).fetchone()
             if row is None:
                 raise StoreError(f"session {local_id} does not exist")
             if row[0] is not None:
                 raise StoreError(f"session {local_id} was already ended at {row[0]}")
+            if row[2] is not None:
+                raise StoreError(f"session {local_id} was already closed at {row[2]}")
+            if row[1] is None:
+                raise StoreError(f"session {local_id} never began: close it instead")
             conn.execute(
                 "UPDATE transactions SET stopped_at = ?, meter_stop_wh = ?, end_ocmf = ?,"
-                " end_fields = ?, stop_reason = ?, stop_id_tag = ?, unsigned_end_reason = ?"
-                " WHERE local_id = ? AND stopped_at IS NULL",
+                " end_fields = ?, stop_reason = ?, stop_id_tag = ?, unsigned_end_reason = ?,"
+                " closed_at = ? WHERE local_id = ? AND stopped_at IS NULL",
                 (
                     stopped_at,
                     meter_stop_wh,
@@ -766,6 +1068,7 @@ class Store:
                     stop_reason,
                     stop_id_tag,
                     unsigned_end_reason,
+                    stopped_at if close else None,
                     local_id,
                 ),
             )
@@ -798,7 +1101,7 @@ class Store:
 
         def read(conn: sqlite3.Connection) -> list[TransactionRow]:
             rows = conn.execute(
-                f"SELECT {_TX_COLUMNS} FROM transactions WHERE stopped_at IS NULL ORDER BY local_id"
+                f"SELECT {_TX_COLUMNS} FROM transactions WHERE closed_at IS NULL ORDER BY local_id"
             ).fetchall()
             return [_tx_row(r) for r in rows]
 
@@ -849,6 +1152,19 @@ class Store:
                 (limit,),
             ).fetchall()
             return [_outbox_row(r) for r in rows]
+
+        return self._read(read)
+
+    def message_index(self, seq: int, local_tx_id: int) -> int:
+        """How many messages of the same transaction were queued before message `seq`
+        (0 for its first): OCPP 2.0.1 seqNo, stable across resends and restarts."""
+
+        def read(conn: sqlite3.Connection) -> int:
+            row = conn.execute(
+                "SELECT COUNT(*) FROM outbox WHERE local_tx_id = ? AND seq < ?",
+                (local_tx_id, seq),
+            ).fetchone()
+            return int(row[0])
 
         return self._read(read)
 
@@ -1120,6 +1436,7 @@ class AsyncStore:
         stop_id_tag: str | None,
         unsigned_end_reason: str | None,
         messages: Sequence[tuple[str, dict[str, Any]]],
+        close: bool = True,
     ) -> None:
         await self._run(
             self._store.end_transaction,
@@ -1131,6 +1448,72 @@ class AsyncStore:
             stop_reason=stop_reason,
             stop_id_tag=stop_id_tag,
             unsigned_end_reason=unsigned_end_reason,
+            messages=messages,
+            close=close,
+        )
+
+    async def open_transaction(
+        self,
+        *,
+        connector_id: int,
+        evse_id: str,
+        id_tag: str,
+        opened_at: str,
+        messages: Sequence[tuple[str, dict[str, Any]]],
+    ) -> int:
+        return await self._run(
+            self._store.open_transaction,
+            connector_id=connector_id,
+            evse_id=evse_id,
+            id_tag=id_tag,
+            opened_at=opened_at,
+            messages=messages,
+        )
+
+    async def authorize_transaction(
+        self, local_id: int, id_tag: str, messages: Sequence[tuple[str, dict[str, Any]]]
+    ) -> None:
+        await self._run(self._store.authorize_transaction, local_id, id_tag, messages)
+
+    async def begin_transaction(
+        self,
+        local_id: int,
+        *,
+        meter_serial: str,
+        public_key_hex: str,
+        started_at: str,
+        meter_start_wh: int,
+        begin_ocmf: str,
+        begin_fields: str,
+        messages: Sequence[tuple[str, dict[str, Any]]],
+    ) -> None:
+        await self._run(
+            self._store.begin_transaction,
+            local_id,
+            meter_serial=meter_serial,
+            public_key_hex=public_key_hex,
+            started_at=started_at,
+            meter_start_wh=meter_start_wh,
+            begin_ocmf=begin_ocmf,
+            begin_fields=begin_fields,
+            messages=messages,
+        )
+
+    async def close_transaction(
+        self,
+        local_id: int,
+        *,
+        closed_at: str,
+        stop_reason: str,
+        stop_id_tag: str | None,
+        messages: Sequence[tuple[str, dict[str, Any]]],
+    ) -> None:
+        await self._run(
+            self._store.close_transaction,
+            local_id,
+            closed_at=closed_at,
+            stop_reason=stop_reason,
+            stop_id_tag=stop_id_tag,
             messages=messages,
         )
 
@@ -1155,6 +1538,9 @@ class AsyncStore:
 
     async def pending(self, limit: int = 100) -> list[OutboxMessage]:
         return await self._run(self._store.pending, limit)
+
+    async def message_index(self, seq: int, local_tx_id: int) -> int:
+        return await self._run(self._store.message_index, seq, local_tx_id)
 
     async def next_pending(self) -> OutboxMessage | None:
         return await self._run(self._store.next_pending)

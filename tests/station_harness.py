@@ -34,8 +34,10 @@ def station_yaml(
     connectors: int = 2,
     csms: dict[str, Any] | None = None,
     public_keys: dict[int, str] | None = None,
+    ev: dict[str, Any] | None = None,
 ) -> Path:
-    """A station on the embedded simulator, fast enough for tests."""
+    """A station on the embedded simulator, fast enough for tests. `ev` overrides the
+    simulated EV of every connector (power_w, plug_in_delay)."""
     doc: dict[str, Any] = {
         "station": {"id": STATION_ID, "vendor": "chargepoint", "model": "TestStation"},
         "csms": {
@@ -56,7 +58,7 @@ def station_yaml(
                     "unit": 41 + n,
                     **({"public_key": public_keys[n]} if public_keys and n in public_keys else {}),
                 },
-                "ev": {"power_w": 200000, "plug_in_delay": 0.05},
+                "ev": {"power_w": 200000, "plug_in_delay": 0.05, **(ev or {})},
             }
             for n in range(1, connectors + 1)
         ],

@@ -367,6 +367,8 @@ def test_updated_begin_unsigned() -> None:
         ("UnlockCommand", "UnlockCommand", "Remote"),
         ("EmergencyStop", "AbnormalCondition", "EmergencyStop"),
         ("Other", "AbnormalCondition", "Other"),
+        ("Timeout", "EVConnectTimeout", "Timeout"),
+        ("StoppedByEV", "ChargingStateChanged", "StoppedByEV"),
         ("SomethingNew", "AbnormalCondition", "Other"),
     ],
 )
@@ -377,7 +379,10 @@ def test_ended_reason_mapping(reason: str, trigger: str, stopped: str) -> None:
     assert_valid(p)
     assert p["eventType"] == "Ended"
     assert p["triggerReason"] == trigger
-    assert p["transactionInfo"] == {"transactionId": TID, "stoppedReason": stopped}
+    expected = {"transactionId": TID, "stoppedReason": stopped}
+    if reason == "EVDisconnected":  # the EV left: the charging state is known to be Idle
+        expected["chargingState"] = "Idle"
+    assert p["transactionInfo"] == expected
 
 
 def test_every_core_stop_reason_is_mapped() -> None:
@@ -469,3 +474,353 @@ def test_same_event_gives_the_same_payload() -> None:
         key_already_sent=False,
     )
     assert json.dumps(first) == json.dumps(again)
+
+
+# --- transactions opened before the signed Begin (TxStartPoint EVConnected / Authorized) ---
+
+
+def opened_data(
+    start_point: str,
+    *,
+    trigger: str = "",
+    id_tag: str = "",
+    plugged: bool = True,
+    remote_start_id: int | None = None,
+    offline: bool = False,
+) -> dict[str, Any]:
+    return events.started(
+        connector_id=2,
+        evse_id="DE*BDO*E8025334492*2",
+        id_tag=id_tag,
+        timestamp="2022-07-08T07:59:00Z",
+        meter_start_wh=None,
+        begin=None,
+        trigger=trigger,
+        start_point=start_point,
+        remote_start_id=remote_start_id,
+        plugged=plugged,
+        offline=offline,
+    )
+
+
+@pytest.mark.parametrize(
+    ("start_point", "trigger", "expected"),
+    [
+        ("Authorized", "Authorized", "Authorized"),
+        ("Authorized", "RemoteStart", "RemoteStart"),
+        ("EVConnected", "", "CablePluggedIn"),
+        ("DataSigned", "Authorized", "SignedDataReceived"),
+        ("PowerPathClosed", "Authorized", "ChargingStateChanged"),
+        ("EnergyTransfer", "RemoteStart", "ChargingStateChanged"),
+    ],
+)
+def test_started_trigger_reason_follows_the_start_point(
+    start_point: str, trigger: str, expected: str
+) -> None:
+    data = {**started_data(trigger=trigger or "Authorized"), "start_point": start_point}
+    data["trigger"] = trigger
+    assert m.started_trigger_reason(data) == expected
+    p = m.started(
+        data, seq_no=0, transaction_id=TID, offline=False, sign_started=True, key_mode="Never"
+    )
+    assert_valid(p)
+    assert p["triggerReason"] == expected
+
+
+def test_started_trigger_reason_of_an_event_without_start_point() -> None:
+    data = started_data()
+    del data["start_point"]
+    assert m.started_trigger_reason(data) == "ChargingStateChanged"
+
+
+def test_started_at_ev_connected_has_no_begin_and_no_id_token() -> None:
+    p = m.started(
+        opened_data("EVConnected"),
+        seq_no=0,
+        transaction_id=TID,
+        offline=False,
+        sign_started=True,
+        key_mode="EveryMeterValue",
+    )
+    assert_valid(p)
+    assert (p["eventType"], p["triggerReason"], p["timestamp"]) == (
+        "Started",
+        "CablePluggedIn",
+        "2022-07-08T07:59:00Z",
+    )
+    assert p["transactionInfo"] == {"transactionId": TID, "chargingState": "EVConnected"}
+    assert p["evse"] == {"id": 2, "connectorId": 1}
+    assert "idToken" not in p  # not authorized yet
+    assert "meterValue" not in p
+    assert not m.payload_carries_key(p)
+
+
+def test_started_at_authorized_before_the_ev_is_there() -> None:
+    p = m.started(
+        opened_data(
+            "Authorized",
+            trigger="RemoteStart",
+            id_tag="APP-USER-1",
+            plugged=False,
+            remote_start_id=4711,
+            offline=True,
+        ),
+        seq_no=0,
+        transaction_id=TID,
+        offline=True,
+        sign_started=True,
+        key_mode="Never",
+    )
+    assert_valid(p)
+    assert p["triggerReason"] == "RemoteStart"
+    assert p["offline"] is True
+    assert p["transactionInfo"] == {
+        "transactionId": TID,
+        "chargingState": "Idle",
+        "remoteStartId": 4711,
+    }
+    assert p["idToken"] == {"idToken": "APP-USER-1", "type": "Central"}
+    assert "meterValue" not in p
+
+
+def test_started_with_begin_carries_remote_start_id() -> None:
+    data = events.started(
+        connector_id=1,
+        evse_id="E1",
+        id_tag="APP-USER-1",
+        timestamp="2022-07-08T08:00:29Z",
+        meter_start_wh=99840,
+        begin=BEGIN,
+        trigger="RemoteStart",
+        remote_start_id=0,
+    )
+    p = m.started(
+        data, seq_no=0, transaction_id=TID, offline=False, sign_started=False, key_mode="Never"
+    )
+    assert_valid(p)
+    assert p["triggerReason"] == "ChargingStateChanged"
+    assert p["transactionInfo"]["remoteStartId"] == 0
+    assert p["transactionInfo"]["chargingState"] == "Charging"
+    assert p["idToken"]["type"] == "Central"
+
+
+def test_authorized_after_opening() -> None:
+    for trigger, reason, token_type in (
+        ("Authorized", "Authorized", "ISO14443"),
+        ("RemoteStart", "RemoteStart", "Central"),
+    ):
+        data = events.authorized(
+            connector_id=2,
+            id_tag="12345678ABCDEF",
+            timestamp="2022-07-08T08:00:05Z",
+            trigger=trigger,
+            offline=True,
+        )
+        p = m.updated_authorized(data, seq_no=1, transaction_id=TID, offline=True)
+        assert_valid(p)
+        assert (p["eventType"], p["triggerReason"], p["seqNo"], p["offline"]) == (
+            "Updated",
+            reason,
+            1,
+            True,
+        )
+        assert p["timestamp"] == "2022-07-08T08:00:05Z"
+        assert p["idToken"] == {"idToken": "12345678ABCDEF", "type": token_type}
+        assert p["transactionInfo"] == {"transactionId": TID}
+
+
+@pytest.mark.parametrize("signed_begin", [True, False])
+def test_begin_of_a_transaction_opened_earlier_starts_charging(signed_begin: bool) -> None:
+    data = events.begin_signed(
+        connector_id=2,
+        begin=BEGIN,
+        signed=signed_begin,
+        samples=[{"measurand": "Energy.Active.Import.Register", "value": "99840", "unit": "Wh"}],
+        opened_earlier=True,
+    )
+    p = m.updated_begin_signed(
+        data,
+        seq_no=2,
+        transaction_id=TID,
+        offline=False,
+        key_mode="OncePerTransaction",
+        key_already_sent=False,
+    )
+    assert_valid(p)
+    assert p["transactionInfo"] == {"transactionId": TID, "chargingState": "Charging"}
+    if signed_begin:
+        assert p["triggerReason"] == "SignedDataReceived"
+        [sv] = signed_values(p)
+        assert sv["signedMeterValue"]["publicKey"]
+    else:
+        assert p["triggerReason"] == "ChargingStateChanged"
+        assert signed_values(p) == []
+    # without opened_earlier nothing about the charging state is said
+    data["opened_earlier"] = False
+    p = m.updated_begin_signed(
+        data,
+        seq_no=2,
+        transaction_id=TID,
+        offline=False,
+        key_mode="Never",
+        key_already_sent=False,
+    )
+    assert "chargingState" not in p["transactionInfo"]
+
+
+def test_trigger_context_meter_values() -> None:
+    data = events.meter_values(
+        connector_id=2,
+        timestamp="2022-07-08T08:03:00Z",
+        context="Trigger",
+        samples=[{"measurand": "Energy.Active.Import.Register", "value": "99920", "unit": "Wh"}],
+    )
+    p = m.updated_meter_values(data, seq_no=3, transaction_id=TID, offline=False)
+    assert_valid(p)
+    assert p["triggerReason"] == "Trigger"
+    assert p["meterValue"][0]["sampledValue"][0]["context"] == "Trigger"
+
+
+@pytest.mark.parametrize(
+    ("reason", "trigger"), [("Local", "StopAuthorized"), ("StoppedByEV", "ChargingStateChanged")]
+)
+def test_charging_ended_keeps_the_transaction_open(reason: str, trigger: str) -> None:
+    data = events.charging_ended(
+        connector_id=2,
+        timestamp="2022-07-08T08:05:53Z",
+        reason=reason,
+        id_tag="12345678ABCDEF" if reason == "Local" else None,
+        meter_stop_wh=100000,
+        offline=False,
+    )
+    p = m.updated_charging_ended(data, seq_no=4, transaction_id=TID, offline=False)
+    assert_valid(p)
+    assert (p["eventType"], p["triggerReason"]) == ("Updated", trigger)
+    assert p["transactionInfo"] == {"transactionId": TID, "chargingState": "EVConnected"}
+    assert ("idToken" in p) == (reason == "Local")
+    [mv] = p["meterValue"]
+    assert mv["sampledValue"] == [
+        {
+            "value": 100000,
+            "context": "Sample.Periodic",
+            "measurand": "Energy.Active.Import.Register",
+            "unitOfMeasure": {"unit": "Wh", "multiplier": 0},
+        }
+    ]
+    assert signed_values(p) == []
+
+
+@pytest.mark.parametrize(
+    ("reason", "close_trigger", "trigger", "stopped", "state"),
+    [
+        ("Local", "EVDisconnected", "EVCommunicationLost", "Local", "Idle"),
+        ("Timeout", "EVConnectTimeout", "EVConnectTimeout", "Timeout", None),
+        ("PowerLoss", "Restart", "AbnormalCondition", "PowerLoss", None),
+        ("StoppedByEV", None, "ChargingStateChanged", "StoppedByEV", None),
+        ("Remote", "SomethingNew", "RemoteStop", "Remote", None),
+    ],
+)
+def test_close_trigger_overrides_the_trigger_reason(
+    reason: str, close_trigger: str | None, trigger: str, stopped: str, state: str | None
+) -> None:
+    data = {**ended_data(reason), "close_trigger": close_trigger}
+    p = m.ended(data, seq_no=6, transaction_id=TID, offline=False, key_already_sent=True)
+    assert_valid(p)
+    assert p["triggerReason"] == trigger
+    assert p["transactionInfo"]["stoppedReason"] == stopped
+    assert p["transactionInfo"].get("chargingState") == state
+    assert len(signed_values(p)) == 2  # the signed values are still there
+
+
+def test_ended_before_anything_was_signed_has_no_meter_value() -> None:
+    data = events.ended(
+        connector_id=2,
+        id_tag=None,
+        timestamp="2022-07-08T08:01:00Z",
+        meter_stop_wh=None,
+        reason="Timeout",
+        begin=None,
+        end=None,
+        unsigned_reason=None,
+        stop_samples=[],
+        sign_readings=True,
+        public_key_mode="EveryMeterValue",
+        close_trigger="EVConnectTimeout",
+        offline=True,
+    )
+    p = m.ended(data, seq_no=1, transaction_id=TID, offline=True, key_already_sent=False)
+    assert_valid(p)
+    assert (p["eventType"], p["triggerReason"], p["offline"]) == (
+        "Ended",
+        "EVConnectTimeout",
+        True,
+    )
+    assert p["transactionInfo"] == {"transactionId": TID, "stoppedReason": "Timeout"}
+    assert "meterValue" not in p
+    assert "idToken" not in p
+    # same without signing, and with a stop reason instead of a close trigger
+    data.update(sign_readings=False, close_trigger=None, reason="EVDisconnected")
+    p = m.ended(data, seq_no=1, transaction_id=TID, offline=False, key_already_sent=False)
+    assert_valid(p)
+    assert "meterValue" not in p
+    assert p["transactionInfo"]["chargingState"] == "Idle"
+
+
+def test_ended_with_unsigned_stop_reading_only() -> None:
+    data = {**ended_data(end=None), "begin": None}
+    p = m.ended(data, seq_no=3, transaction_id=TID, offline=False, key_already_sent=False)
+    assert_valid(p)
+    assert signed_values(p) == []
+    [mv] = p["meterValue"]
+    assert [sv["measurand"] for sv in mv["sampledValue"]] == [
+        "Energy.Active.Import.Register",
+        "Power.Active.Import",
+    ]
+
+
+# --- other messages -----------------------------------------------------------------
+
+
+def test_local_id_of_reverses_transaction_id() -> None:
+    for local_id in (0, 7, 10**15 - 1):
+        assert m.local_id_of(m.transaction_id(local_id, STATION), STATION) == local_id
+    assert m.local_id_of("EICHRECHT-STATION-00-007", STATION) is None
+    assert m.local_id_of("EICHRECHT-STATION-00-", STATION) is None
+    assert m.local_id_of("EICHRECHT-STATION-00-x1", STATION) is None
+    assert m.local_id_of("EICHRECHT-STATION-00--1", STATION) is None
+    assert m.local_id_of("OTHER-7", STATION) is None
+    assert m.local_id_of("EICHRECHT-STATION-00-٣", STATION) is None  # a non-ASCII digit
+    assert m.local_id_of("CP-1-12", "CP-1") == 12
+
+
+def test_connector_status_mapping() -> None:
+    from chargepoint.core.status import ConnectorStatus
+
+    expected = {
+        "Available": "Available",
+        "Preparing": "Occupied",
+        "Charging": "Occupied",
+        "SuspendedEV": "Occupied",
+        "SuspendedEVSE": "Occupied",
+        "Finishing": "Occupied",
+        "Unavailable": "Unavailable",
+        "Faulted": "Faulted",
+    }
+    assert {s.value: m.connector_status(s.value) for s in ConnectorStatus} == expected
+    assert m.connector_status("Reserved") == "Reserved"
+
+
+def test_meter_values_outside_transactions() -> None:
+    p = m.meter_values(
+        2,
+        "2022-07-08T09:00:00Z",
+        "Sample.Clock",
+        [{"measurand": "Energy.Active.Import.Register", "value": "1.5", "unit": "kWh"}],
+    )
+    path = Path(ocpp.v201.__file__).parent / "schemas" / "MeterValuesRequest.json"
+    schema = json.loads(path.read_text(encoding="utf-8"))
+    errors = [e.message for e in jsonschema.Draft6Validator(schema).iter_errors(p)]
+    assert not errors, errors
+    assert p["evseId"] == 2
+    [sv] = p["meterValue"][0]["sampledValue"]
+    assert (sv["value"], sv["context"]) == (1500, "Sample.Clock")

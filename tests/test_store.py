@@ -136,7 +136,7 @@ def test_session_round_trip(store: Store) -> None:
     assert row is not None and row.open
     assert row.begin_ocmf == BEGIN_OCMF  # byte for byte, non-ASCII included
     assert row.connector_id == 1 and row.meter_start_wh == 1234500
-    assert json.loads(row.begin_fields) == {"rcnt": 12, "serial": "1311000042"}
+    assert json.loads(row.begin_fields or "") == {"rcnt": 12, "serial": "1311000042"}
     assert store.open_transactions() == [row]
 
     store.set_csms_transaction_id(local_id, 4711)
@@ -776,3 +776,183 @@ def test_sigkill_during_a_burst_of_writes_leaves_a_consistent_store(
                     unsigned_end_reason="killed",
                 )
             confirmed = len(s.transactions(limit=100_000))
+
+
+# ---- transactions that open before their signed Begin or close after their End ----------
+
+
+def open_tx(store: Store, connector_id: int = 1, id_tag: str = "") -> int:
+    return store.open_transaction(
+        connector_id=connector_id,
+        evse_id=f"DE*EXA*E00{connector_id}",
+        id_tag=id_tag,
+        opened_at="2026-11-21T09:59:00.000Z",
+        messages=[("TransactionStarted", {"connector_id": connector_id, "begin": None})],
+    )
+
+
+def begin(store: Store, local_id: int) -> None:
+    store.begin_transaction(
+        local_id,
+        meter_serial="1311000042",
+        public_key_hex="3059301306072a8648ce3d020106082a8648ce3d03010703420004aa",
+        started_at="2026-11-21T10:00:00.000Z",
+        meter_start_wh=1234500,
+        begin_ocmf=BEGIN_OCMF,
+        begin_fields=json.dumps({"rcnt": 12}),
+        messages=[("TransactionBeginSigned", {"connector_id": 1})],
+    )
+
+
+def test_transaction_opened_at_plug_in_is_authorized_begun_and_ended(store: Store) -> None:
+    local_id = open_tx(store)
+    row = store.transaction(local_id)
+    assert row is not None and row.open and not row.signed and row.id_tag == ""
+    assert start_fails(store)  # one open transaction per connector, begun or not
+    store.authorize_transaction(local_id, "TAG-0001", [("TransactionAuthorized", {})])
+    with pytest.raises(StoreError, match="already has the id tag"):
+        store.authorize_transaction(local_id, "TAG-0002", [])
+    begin(store, local_id)
+    with pytest.raises(StoreError, match="already has its signed begin"):
+        begin(store, local_id)
+    end(store, local_id)
+    row = store.transaction(local_id)
+    assert row is not None and not row.open and row.signed and row.id_tag == "TAG-0001"
+    assert row.opened_at == "2026-11-21T09:59:00.000Z" and row.closed_at == row.stopped_at
+    kinds = [m.kind for m in store.pending() if m.local_tx_id == local_id]
+    assert kinds == [
+        "TransactionStarted",
+        "TransactionAuthorized",
+        "TransactionBeginSigned",
+        "transaction_ended",
+    ]
+    assert [store.message_index(m.seq, local_id) for m in store.pending()] == [0, 1, 2, 3]
+
+
+def start_fails(store: Store) -> bool:
+    try:
+        start(store)
+    except StoreError:
+        return True
+    return False
+
+
+def test_transaction_closed_before_charging_keeps_its_reason_and_no_values(store: Store) -> None:
+    local_id = open_tx(store, id_tag="TAG-0001")
+    with pytest.raises(StoreError, match="never began"):
+        end(store, local_id)
+    store.close_transaction(
+        local_id,
+        closed_at="2026-11-21T10:01:00.000Z",
+        stop_reason="Timeout",
+        stop_id_tag=None,
+        messages=[("TransactionEnded", {"begin": None})],
+    )
+    row = store.transaction(local_id)
+    assert row is not None and not row.open and row.stop_reason == "Timeout"
+    assert row.begin_ocmf is None and row.stopped_at is None and row.meter_stop_wh is None
+    assert store.open_transactions() == []
+    with pytest.raises(StoreError, match="already closed"):
+        begin(store, local_id)
+    start(store)  # the connector is free again
+
+
+def test_transaction_outliving_its_charging_is_closed_once(store: Store) -> None:
+    local_id = start(store)
+    end(store, local_id, close=False, stop_reason="Local")
+    row = store.transaction(local_id)
+    assert row is not None and row.open and not row.charging and row.stop_reason == "Local"
+    assert start_fails(store)  # the EV is still plugged in: no second transaction
+    store.close_transaction(
+        local_id,
+        closed_at="2026-11-21T11:05:00.000Z",
+        stop_reason="EVDisconnected",
+        stop_id_tag=None,
+        messages=[("TransactionEnded", {})],
+    )
+    row = store.transaction(local_id)
+    assert row is not None and not row.open and row.closed_at == "2026-11-21T11:05:00.000Z"
+    assert row.stop_reason == "Local"  # why charging stopped is kept
+    assert row.end_ocmf == END_OCMF
+    with pytest.raises(StoreError, match="already closed"):
+        store.close_transaction(
+            local_id,
+            closed_at="2026-11-21T11:06:00.000Z",
+            stop_reason="Other",
+            stop_id_tag=None,
+            messages=[],
+        )
+
+
+def test_closing_a_charging_transaction_is_refused(store: Store) -> None:
+    local_id = start(store)
+    with pytest.raises(StoreError, match="is charging"):
+        store.close_transaction(
+            local_id,
+            closed_at="2026-11-21T11:06:00.000Z",
+            stop_reason="Other",
+            stop_id_tag=None,
+            messages=[],
+        )
+
+
+def test_signed_begin_and_identity_cannot_be_rewritten_in_sql(store: Store) -> None:
+    local_id = open_tx(store)
+    begin(store, local_id)
+    conn = store._connection()
+    for statement in (
+        "UPDATE transactions SET begin_ocmf = 'x'",
+        "UPDATE transactions SET opened_at = '2026-01-01T00:00:00.000Z'",
+        "UPDATE transactions SET connector_id = 2",
+    ):
+        with pytest.raises(sqlite3.DatabaseError):
+            conn.execute(statement)
+    store.authorize_transaction(local_id, "TAG-1", [])
+    with pytest.raises(sqlite3.DatabaseError, match="written once"):
+        conn.execute("UPDATE transactions SET id_tag = 'TAG-2'")
+
+
+def test_version_1_store_is_migrated_with_its_sessions_and_ids(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_module, "MIGRATIONS", store_module.MIGRATIONS[:1])
+    monkeypatch.setattr(store_module, "SCHEMA_VERSION", 1)
+    Store(path, STATION).close()
+    conn = sqlite3.connect(path)
+    columns = (
+        "connector_id, evse_id, id_tag, meter_serial, public_key_hex, started_at,"
+        " meter_start_wh, begin_ocmf, begin_fields"
+    )
+    values = "1, 'E1', 'TAG', '1311', '3059aa', '2026-11-21T10:00:00.000Z', 100, ?, '{}'"
+    with conn:
+        conn.execute(f"INSERT INTO transactions ({columns}) VALUES ({values})", (BEGIN_OCMF,))
+        conn.execute(
+            "UPDATE transactions SET stopped_at = '2026-11-21T11:00:00.000Z', "
+            "meter_stop_wh = 200, stop_reason = 'Local' WHERE local_id = 1"
+        )
+        conn.execute(f"INSERT INTO transactions ({columns}) VALUES ({values})", (BEGIN_OCMF,))
+        conn.execute(
+            "INSERT INTO outbox (kind, local_tx_id, data, created_at) "
+            "VALUES ('TransactionStarted', 2, '{}', '2026-11-21T10:00:00.000Z')"
+        )
+        conn.execute(
+            "INSERT INTO transactions (connector_id, evse_id, id_tag, meter_serial, "
+            "public_key_hex, started_at, meter_start_wh, begin_ocmf, begin_fields, stopped_at, "
+            "meter_stop_wh, stop_reason) VALUES (2, 'E2', 'T', 'S', 'K', "
+            "'2026-11-21T10:00:00.000Z', 1, 'O', '{}', '2026-11-21T10:00:01.000Z', 1, 'Local')"
+        )
+        conn.execute("DELETE FROM transactions WHERE local_id = 3")
+    conn.close()
+    monkeypatch.undo()
+    with Store(path, STATION) as s:
+        conn = s._connection()
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
+        ended, running = s.transaction(1), s.transaction(2)
+        assert ended is not None and not ended.open
+        assert ended.closed_at == ended.stopped_at and ended.opened_at == ended.started_at
+        assert running is not None and running.open and running.begin_ocmf == BEGIN_OCMF
+        assert [r.local_id for r in s.open_transactions()] == [2]
+        assert s.pending()[0].local_tx_id == 2
+        end(s, 2)
+        assert start(s) == 4  # the id of a removed session is never handed out again

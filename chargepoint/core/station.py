@@ -49,6 +49,7 @@ STORE_RETRIES = 5
 STORE_RETRY_S = 1.0
 LOOP_ERROR_BACKOFF_S = 5.0
 CLOCK_DRIFT_LIMIT_S = 30.0
+SETTING_POLL_S = 1.0  # how soon a loop notices its interval setting switched on
 
 
 class StopReason(enum.StrEnum):
@@ -63,20 +64,44 @@ class StopReason(enum.StrEnum):
     UNLOCK_COMMAND = "UnlockCommand"
     EMERGENCY_STOP = "EmergencyStop"
     OTHER = "Other"
+    # only where a transaction can outlive its charging period or precede it (OCPP 2.0.1)
+    TIMEOUT = "Timeout"  # no EV within the connection timeout
+    STOPPED_BY_EV = "StoppedByEV"  # energy transfer stopped, TxStopPoint EnergyTransfer
+
+
+# Stops that take authorization away (TxStopPoint Authorized no longer valid).
+_DEAUTHORIZING = frozenset({StopReason.LOCAL, StopReason.REMOTE, StopReason.DEAUTHORIZED})
 
 
 @dataclass
 class ActiveTransaction:
+    """An open transaction. `begin` is None until the meter signed the turn-on (a transaction
+    opened at EVConnected/Authorized); `ended_reason` is set once charging ended with its
+    signed End while the transaction waits for its stop point (TxStopPoint EVConnected)."""
+
     local_id: int
     id_tag: str
-    started_at: str
-    meter_start_wh: int
-    begin: events.SignedValue
-    begin_rcnt: int
-    begin_ma1: str
+    opened_at: str
+    begin: events.SignedValue | None = None
+    begin_rcnt: int = 0
+    begin_ma1: str = ""
     parent_id_tag: str | None = None
     # a signed end not yet in the store (a store write failed): never take another one
     end: SignedSnapshot | None = None
+    ended_reason: StopReason | None = None
+    energy_flowed: bool = False
+
+    @property
+    def charging(self) -> bool:
+        return self.begin is not None and self.ended_reason is None
+
+    @property
+    def started_at(self) -> str | None:
+        return self.begin["timestamp"] if self.begin is not None else None
+
+    @property
+    def meter_start_wh(self) -> int | None:
+        return self.begin["energy_wh"] if self.begin is not None else None
 
 
 @dataclass
@@ -92,6 +117,9 @@ class Connector:
     meter_fault: str | None = None
     pending_id_tag: str | None = None
     tx: ActiveTransaction | None = None
+    # a stop asked for while the start is still waiting (for the EV or the meter)
+    abort_reason: StopReason | None = None
+    abort_event: asyncio.Event = field(default_factory=asyncio.Event)
     last_energy_wh: int | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     plugged_event: asyncio.Event = field(default_factory=asyncio.Event)
@@ -106,6 +134,30 @@ class Connector:
 
 
 VolatileMeterValues = Callable[[int, str, list[events.Sample]], None]
+
+
+@dataclass(frozen=True)
+class _Start:
+    """Who a start is for and how it was asked for."""
+
+    id_tag: str
+    trigger: str  # "Authorized" at the station, "RemoteStart" from the CSMS
+    parent_id_tag: str | None
+    remote_start_id: int | None
+
+
+@dataclass(frozen=True)
+class TxPoints:
+    """Where transactions start and stop (OCPP 2.0.1 TxStartPoint / TxStopPoint names)."""
+
+    start: frozenset[str]
+    stop: frozenset[str]
+
+
+# OCPP 1.6: a transaction is exactly its signed charging period.
+SIGNED_PERIOD = TxPoints(
+    frozenset({events.POWER_PATH_CLOSED}), frozenset({events.POWER_PATH_CLOSED})
+)
 
 
 class Station:
@@ -131,10 +183,13 @@ class Station:
         self.is_online: Callable[[], bool] = lambda: False
         self.outbox_changed: Callable[[], None] = lambda: None
         self.volatile_meter_values: VolatileMeterValues = lambda cid, ctx, samples: None
+        # set by the OCPP 2.0.1 adapter from TxCtrlr.TxStartPoint / TxStopPoint
+        self.tx_points: Callable[[], TxPoints] = lambda: SIGNED_PERIOD
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loops: list[asyncio.Task[None]] = []
         self._ready = asyncio.Event()
         self.resetting = False
+        self._next_sample = 0.0
 
     # ---- lifecycle ---------------------------------------------------------------------
 
@@ -227,9 +282,23 @@ class Station:
         log.info("connector %d: EV plugged in", c.id)
         if c.tx is None and c.status is S.AVAILABLE:
             c.sm.go(S.PREPARING)
-        elif c.tx is not None and c.status is S.SUSPENDED_EV:
+        elif c.tx is not None and c.tx.charging and c.status is S.SUSPENDED_EV:
             self._set_power(c, True)
             c.sm.go(S.CHARGING)
+        if (
+            events.EV_CONNECTED in self.tx_points().start
+            and c.tx is None
+            and c.pending_id_tag is None
+            and c.operative
+            and c.status is not S.FAULTED
+        ):
+            self._spawn(self._open_on_plug(c), f"open transaction connector {c.id}")
+
+    async def _open_on_plug(self, c: Connector) -> None:
+        """TxStartPoint EVConnected: the transaction opens when the cable is plugged in."""
+        async with c.lock:
+            if c.tx is None and c.plugged and c.pending_id_tag is None:
+                await self._open(c, "", "", events.EV_CONNECTED, None)
 
     def unplug(self, connector_id: int) -> None:
         c = self.connector(connector_id)
@@ -238,14 +307,23 @@ class Station:
         c.plugged = False
         c.plugged_event.clear()
         log.info("connector %d: EV unplugged", c.id)
-        if c.tx is not None:
-            if self.settings.flag("StopTransactionOnEVSideDisconnect"):
+        tx = c.tx
+        if tx is not None and tx.charging:
+            if self.settings.flag("StopTransactionOnEVSideDisconnect") or (
+                events.EV_CONNECTED in self.tx_points().stop
+            ):
                 self._spawn(
                     self._stop(c, StopReason.EV_DISCONNECTED, None), f"stop connector {c.id}"
                 )
             else:
                 self._set_power(c, False)
                 c.sm.go(S.SUSPENDED_EV)
+        elif tx is not None:
+            # not charging yet (a start in progress notices by itself) or charging done
+            if not c.lock.locked():
+                self._spawn(
+                    self._stop(c, StopReason.EV_DISCONNECTED, None), f"close connector {c.id}"
+                )
         elif c.status in (S.PREPARING, S.FINISHING) and c.pending_id_tag is None:
             c.sm.go(S.AVAILABLE)
 
@@ -254,6 +332,8 @@ class Station:
         for c in self.connectors.values():
             if c.tx is None or (connector_id is not None and connector_id != c.id):
                 continue
+            if not c.tx.id_tag:
+                continue  # opened when the EV plugged in, waiting for this authorization
             if c.tx.id_tag == id_tag:
                 self._spawn(self._stop(c, StopReason.LOCAL, id_tag), f"stop connector {c.id}")
                 return f"stopping session on connector {c.id}"
@@ -288,8 +368,8 @@ class Station:
         c = self.connector(connector_id)
         c.hardware_fault = info or "fault reported by the charge controller"
         if c.tx is not None:
-            self._spawn(self._stop(c, StopReason.OTHER, None), f"stop connector {c.id}")
-        else:
+            self.stop_transaction(c.id, StopReason.OTHER)
+        if c.tx is None or not c.tx.charging:
             c.sm.go(S.FAULTED, ErrorCode.OTHER_ERROR, c.hardware_fault[:50])
 
     def clear_fault(self, connector_id: int) -> None:
@@ -300,15 +380,21 @@ class Station:
 
     # ---- inputs from the CSMS ----------------------------------------------------------
 
-    def remote_start(self, id_tag: str, connector_id: int | None) -> bool:
+    def remote_start(
+        self, id_tag: str, connector_id: int | None, remote_start_id: int | None = None
+    ) -> bool:
         c = self._free_connector(connector_id)
         if c is None:
             return False
         c.pending_id_tag = id_tag  # claimed until the start ends
-        self._spawn(self._remote_start(c, id_tag), f"remote start connector {c.id}")
+        self._spawn(
+            self._remote_start(c, id_tag, remote_start_id), f"remote start connector {c.id}"
+        )
         return True
 
-    async def _remote_start(self, c: Connector, id_tag: str) -> None:
+    async def _remote_start(
+        self, c: Connector, id_tag: str, remote_start_id: int | None = None
+    ) -> None:
         try:
             decision: Decision = await self.authorizer.authorize_remote(id_tag, self.is_online())
         except BaseException:
@@ -319,7 +405,18 @@ class Station:
             self._release_claim(c)
             return
         parent = decision.info.parent_id_tag if decision.info else None
-        await self._start(c, id_tag, "RemoteStart", parent)
+        await self._start(c, id_tag, "RemoteStart", parent, remote_start_id)
+
+    def open_local_id(self, connector_id: int) -> int | None:
+        """The local id of the transaction open on a connector, if any."""
+        c = self.connector(connector_id)
+        return c.tx.local_id if c.tx is not None else None
+
+    def busy(self) -> bool:
+        """A transaction is open or being started on some connector (Reset OnIdle waits)."""
+        return any(
+            c.tx is not None or c.pending_id_tag is not None for c in self.connectors.values()
+        )
 
     def transaction_by_local_id(self, local_id: int) -> Connector | None:
         for c in self.connectors.values():
@@ -333,6 +430,11 @@ class Station:
         c = self.connector(connector_id)
         if c.tx is None:
             return False
+        if c.tx.begin is None and c.lock.locked():
+            # the start is still waiting for the EV or the meter: it closes the transaction
+            c.abort_reason = reason
+            c.abort_event.set()
+            return True
         self._spawn(self._stop(c, reason, id_tag), f"stop connector {c.id}")
         return True
 
@@ -362,6 +464,10 @@ class Station:
         """End every open session (reset, configured shutdown) and wait for the ends; starts
         in progress are abandoned (their signed turn-on is switched off again)."""
         self.resetting = True
+        for c in self.connectors.values():
+            if c.lock.locked() and (c.tx is None or c.tx.begin is None):
+                c.abort_reason = reason  # a start waiting for the EV gives up now
+                c.abort_event.set()
         starting = [t for t in self._tasks if "start" in t.get_name() and not t.done()]
         if starting:
             await asyncio.gather(*starting, return_exceptions=True)
@@ -378,6 +484,10 @@ class Station:
     async def deauthorized(self, local_id: int) -> None:
         """The CSMS did not accept the id tag of a running session."""
         c = self.transaction_by_local_id(local_id)
+        if c is not None and c.tx is not None and not c.tx.charging:
+            if c.tx.begin is None:
+                self.stop_transaction(c.id, StopReason.DEAUTHORIZED)
+            return
         if c is not None and self.settings.flag("StopTransactionOnInvalidId"):
             self._spawn(self._stop(c, StopReason.DEAUTHORIZED, None), f"stop connector {c.id}")
         elif c is not None:
@@ -391,14 +501,17 @@ class Station:
         for c in self.connectors.values():
             tx = None
             if c.tx is not None:
+                start_wh = c.tx.meter_start_wh
                 tx = {
                     "local_id": c.tx.local_id,
                     "id_tag": c.tx.id_tag,
+                    "opened_at": c.tx.opened_at,
                     "started_at": c.tx.started_at,
-                    "meter_start_wh": c.tx.meter_start_wh,
+                    "meter_start_wh": start_wh,
+                    "charging": c.tx.charging,
                     "energy_wh": None
-                    if c.last_energy_wh is None
-                    else c.last_energy_wh - c.tx.meter_start_wh,
+                    if c.last_energy_wh is None or start_wh is None
+                    else c.last_energy_wh - start_wh,
                 }
             connectors.append(
                 {
@@ -428,9 +541,12 @@ class Station:
         candidates = (
             [self.connector(connector_id)] if connector_id else list(self.connectors.values())
         )
+        # an EV already plugged in (and its open transaction) gets the id tag first
+        candidates.sort(key=lambda c: (c.tx is None, not c.plugged))
         for c in candidates:
+            opened_unauthorized = c.tx is not None and c.tx.begin is None and not c.tx.id_tag
             if (
-                c.tx is None
+                (c.tx is None or opened_unauthorized)
                 and c.pending_id_tag is None
                 and c.operative
                 and c.status in (S.AVAILABLE, S.PREPARING)
@@ -454,23 +570,174 @@ class Station:
             c.sm.go(S.AVAILABLE)
 
     async def _start(
-        self, c: Connector, id_tag: str, trigger: str, parent_id_tag: str | None = None
+        self,
+        c: Connector,
+        id_tag: str,
+        trigger: str,
+        parent_id_tag: str | None = None,
+        remote_start_id: int | None = None,
     ) -> None:
-        """Run a claimed connector's start (its pending_id_tag is set by the caller)."""
+        """Run a claimed connector's start (its pending_id_tag is set by the caller).
+
+        The transaction opens at the first start point reached (TxStartPoint): Authorized
+        now, EVConnected when the EV is there, otherwise only once the meter signed the
+        turn-on. A transaction opened before the signed Begin is closed again, with nothing
+        billed, when the start does not get that far."""
         async with c.lock:
             c.pending_id_tag = id_tag
+            c.abort_reason = None
+            c.abort_event.clear()
+            start = _Start(id_tag, trigger, parent_id_tag, remote_start_id)
             try:
-                if c.tx is not None or not c.operative or c.status is S.FAULTED:
+                if c.tx is not None and (c.tx.begin is not None or c.tx.id_tag):
                     return
+                if not c.operative or c.status is S.FAULTED:
+                    return
+                points = self.tx_points().start
+                if c.tx is not None:
+                    await self._authorize_open(c, start)
+                elif events.AUTHORIZED in points:
+                    await self._open(c, id_tag, trigger, events.AUTHORIZED, remote_start_id)
                 if not await self._wait_for_ev(c):
+                    await self._close_unbegun(c, c.abort_reason or StopReason.TIMEOUT)
                     return
+                if c.tx is None and events.EV_CONNECTED in points:
+                    await self._open(c, id_tag, trigger, events.EV_CONNECTED, remote_start_id)
                 if c.status is not S.PREPARING:
                     c.sm.go(S.PREPARING)
-                await self._begin(c, id_tag, trigger, parent_id_tag)
+                await self._begin(c, start)
+                if c.tx is not None and c.tx.begin is None:
+                    await self._close_unbegun(c, self._abandon_reason(c))
             finally:
+                c.abort_reason = None
+                c.abort_event.clear()
                 self._release_claim(c)
 
+    def _abandon_reason(self, c: Connector) -> StopReason:
+        """Why a start that opened a transaction did not begin charging."""
+        if c.abort_reason is not None:
+            return c.abort_reason
+        if self.resetting:
+            return StopReason.SOFT_RESET
+        if not c.plugged:
+            return StopReason.EV_DISCONNECTED
+        return StopReason.OTHER
+
+    async def _open(
+        self,
+        c: Connector,
+        id_tag: str,
+        trigger: str,
+        start_point: str,
+        remote_start_id: int | None,
+    ) -> None:
+        """Open a transaction before the meter signs (start point EVConnected/Authorized)."""
+        opened_at = utc_now()
+        local_id = await self.store.open_transaction(
+            connector_id=c.id,
+            evse_id=c.config.evse_id,
+            id_tag=id_tag,
+            opened_at=opened_at,
+            messages=[
+                (
+                    events.TRANSACTION_STARTED,
+                    events.started(
+                        connector_id=c.id,
+                        evse_id=c.config.evse_id,
+                        id_tag=id_tag,
+                        timestamp=opened_at,
+                        meter_start_wh=None,
+                        begin=None,
+                        trigger=trigger,
+                        start_point=start_point,
+                        remote_start_id=remote_start_id,
+                        plugged=c.plugged,
+                        offline=not self.is_online(),
+                    ),
+                )
+            ],
+        )
+        c.tx = ActiveTransaction(local_id, id_tag, opened_at)
+        log.info(
+            "connector %d: transaction %d opened (%s)%s",
+            c.id,
+            local_id,
+            start_point,
+            f" for {id_tag}" if id_tag else "",
+        )
+        self.outbox_changed()
+
+    async def _authorize_open(self, c: Connector, start: _Start) -> None:
+        """The id tag for a transaction opened when the EV plugged in."""
+        tx = c.tx
+        assert tx is not None
+        now = utc_now()
+        await self.store.authorize_transaction(
+            tx.local_id,
+            start.id_tag,
+            [
+                (
+                    events.TRANSACTION_AUTHORIZED,
+                    events.authorized(
+                        connector_id=c.id,
+                        id_tag=start.id_tag,
+                        timestamp=now,
+                        trigger=start.trigger,
+                        offline=not self.is_online(),
+                    ),
+                )
+            ],
+        )
+        tx.id_tag = start.id_tag
+        tx.parent_id_tag = start.parent_id_tag
+        log.info("connector %d: transaction %d authorized for %s", c.id, tx.local_id, start.id_tag)
+        self.outbox_changed()
+
+    async def _close_unbegun(
+        self, c: Connector, reason: StopReason, id_tag: str | None = None
+    ) -> None:
+        """Close a transaction that never began charging: nothing was signed or billed."""
+        tx = c.tx
+        if tx is None or tx.begin is not None:
+            return
+        now = utc_now()
+        await self.store.close_transaction(
+            tx.local_id,
+            closed_at=now,
+            stop_reason=reason.value,
+            stop_id_tag=id_tag,
+            messages=[
+                (
+                    events.TRANSACTION_ENDED,
+                    events.ended(
+                        connector_id=c.id,
+                        id_tag=id_tag,
+                        timestamp=now,
+                        meter_stop_wh=None,
+                        reason=reason.value,
+                        begin=None,
+                        end=None,
+                        unsigned_reason=None,
+                        stop_samples=[],
+                        sign_readings=False,
+                        public_key_mode=self.settings.raw("PublicKeyWithSignedMeterValue"),
+                        offline=not self.is_online(),
+                    ),
+                )
+            ],
+        )
+        c.tx = None
+        log.info(
+            "connector %d: transaction %d closed before charging (%s), nothing billed",
+            c.id,
+            tx.local_id,
+            reason,
+        )
+        self.outbox_changed()
+        self._settle(c)
+
     async def _wait_for_ev(self, c: Connector) -> bool:
+        """Wait for the EV (ConnectionTimeOut); False on timeout or an aborted start."""
         if c.plugged:
             return True
         c.sm.go(S.PREPARING)
@@ -478,14 +745,21 @@ class Station:
             delay = c.config.ev.plug_in_delay
             asyncio.get_running_loop().call_later(delay, self.plug_in, c.id)
         timeout = self.settings.number("ConnectionTimeOut")
+        plugged = asyncio.create_task(c.plugged_event.wait(), name=f"wait EV {c.id}")
+        aborted = asyncio.create_task(c.abort_event.wait(), name=f"wait abort {c.id}")
         try:
-            await asyncio.wait_for(c.plugged_event.wait(), timeout)
+            await asyncio.wait({plugged, aborted}, timeout=timeout, return_when="FIRST_COMPLETED")
+        finally:
+            await cancel_and_wait([plugged, aborted])
+        if c.plugged and c.abort_reason is None:
             return True
-        except TimeoutError:
+        if c.abort_reason is not None:
+            log.info("connector %d: start abandoned (%s)", c.id, c.abort_reason)
+        else:
             log.info("connector %d: no EV within ConnectionTimeOut (%d s)", c.id, timeout)
-            if c.status is S.PREPARING and not c.plugged:
-                c.sm.go(S.AVAILABLE)
-            return False
+        if c.status is S.PREPARING and not c.plugged:
+            c.sm.go(S.AVAILABLE)
+        return False
 
     async def pin_key(self, c: Connector) -> None:
         """No key configured nor pinned yet: pin the one the meter shows (commissioning)."""
@@ -525,12 +799,13 @@ class Station:
             return f"fault: {c.hardware_fault}"
         if not c.operative:
             return "connector set inoperative"
+        if c.abort_reason is not None:
+            return f"stopped ({c.abort_reason})"
         return None
 
-    async def _begin(
-        self, c: Connector, id_tag: str, trigger: str, parent_id_tag: str | None = None
-    ) -> None:
+    async def _begin(self, c: Connector, start: _Start) -> None:
         driver = c.meter.driver
+        id_tag = start.id_tag
         try:
             key = await self.meter_ready(c)
             meta = self.config.metadata.render(
@@ -571,58 +846,77 @@ class Station:
             return
         begin = _signed_value(snap, signed_at, key)
         meter_start = begin["energy_wh"]
-        messages: list[tuple[str, dict[str, Any]]] = [
-            (
-                events.TRANSACTION_STARTED,
-                events.started(
-                    connector_id=c.id,
-                    evse_id=c.config.evse_id,
-                    id_tag=id_tag,
-                    timestamp=signed_at,
-                    meter_start_wh=meter_start,
-                    begin=begin,
-                    trigger=trigger,
-                ),
-            )
-        ]
+        offline = not self.is_online()
+        begin_values: list[tuple[str, dict[str, Any]]] = []
         started_measurands = self.settings.items("StartTxnSampledData")
-        if started_measurands:
+        if started_measurands or c.tx is not None:
+            # a transaction opened earlier learns its signed Begin from this message
             sign = self.settings.flag("SampledDataSignStartedReadings")
             samples = (
                 [_energy_sample(meter_start)]
                 if "Energy.Active.Import.Register" in started_measurands
                 else []
             )
-            messages.append(
+            begin_values.append(
                 (
                     events.TRANSACTION_BEGIN_SIGNED,
                     events.begin_signed(
-                        connector_id=c.id, begin=begin, signed=sign, samples=samples
+                        connector_id=c.id,
+                        begin=begin,
+                        signed=sign,
+                        samples=samples,
+                        opened_earlier=c.tx is not None,
+                        offline=offline,
                     ),
                 )
             )
-        local_id = await self.store.start_transaction(
-            connector_id=c.id,
-            evse_id=c.config.evse_id,
-            id_tag=id_tag,
-            meter_serial=snap.fields.ma1_text,
-            public_key_hex=key.der_hex,
-            started_at=signed_at,
-            meter_start_wh=meter_start,
-            begin_ocmf=snap.ocmf,
-            begin_fields=_fields_json(snap),
-            messages=messages,
-        )
-        c.tx = ActiveTransaction(
-            local_id,
-            id_tag,
-            signed_at,
-            meter_start,
-            begin,
-            snap.fields.rcnt,
-            snap.fields.ma1_text,
-            parent_id_tag,
-        )
+        if c.tx is not None:
+            local_id = c.tx.local_id
+            await self.store.begin_transaction(
+                local_id,
+                meter_serial=snap.fields.ma1_text,
+                public_key_hex=key.der_hex,
+                started_at=signed_at,
+                meter_start_wh=meter_start,
+                begin_ocmf=snap.ocmf,
+                begin_fields=_fields_json(snap),
+                messages=begin_values,
+            )
+            tx = c.tx
+        else:
+            started = events.started(
+                connector_id=c.id,
+                evse_id=c.config.evse_id,
+                id_tag=id_tag,
+                timestamp=signed_at,
+                meter_start_wh=meter_start,
+                begin=begin,
+                trigger=start.trigger,
+                start_point=_late_start_point(self.tx_points().start),
+                remote_start_id=start.remote_start_id,
+                plugged=c.plugged,
+                offline=offline,
+                sign_started=self.settings.flag("SampledDataSignStartedReadings"),
+                public_key_mode=self.settings.raw("PublicKeyWithSignedMeterValue"),
+            )
+            local_id = await self.store.start_transaction(
+                connector_id=c.id,
+                evse_id=c.config.evse_id,
+                id_tag=id_tag,
+                meter_serial=snap.fields.ma1_text,
+                public_key_hex=key.der_hex,
+                started_at=signed_at,
+                meter_start_wh=meter_start,
+                begin_ocmf=snap.ocmf,
+                begin_fields=_fields_json(snap),
+                messages=[(events.TRANSACTION_STARTED, started), *begin_values],
+            )
+            tx = ActiveTransaction(local_id, id_tag, signed_at)
+            c.tx = tx
+        tx.begin = begin
+        tx.begin_rcnt = snap.fields.rcnt
+        tx.begin_ma1 = snap.fields.ma1_text
+        tx.parent_id_tag = tx.parent_id_tag or start.parent_id_tag
         c.last_energy_wh = meter_start
         log.info(
             "connector %d: session %d started for %s, meter start %d Wh (T%d)",
@@ -643,87 +937,202 @@ class Station:
             tx = c.tx
             if tx is None:
                 return
-            self._set_power(c, False)
-            if c.plugged and c.status not in (S.FAULTED, S.FINISHING):
-                c.sm.go(S.FINISHING)
-            signed_at = utc_now()
-            end: SignedSnapshot | None
-            unsigned: str | None
-            if tx.end is not None:
-                end, unsigned = tx.end, None
-            else:
-                end, unsigned = await self._end_snapshot(c, tx, recovering)
-                tx.end = end
-            if end is not None:
-                end_value: events.SignedValue | None = _signed_value(
-                    end, signed_at, c.meter.driver.pinned_key
-                )
-                assert end_value is not None
-                meter_stop = end_value["energy_wh"]
-            else:
-                end_value = None
-                meter_stop = c.last_energy_wh if c.last_energy_wh is not None else tx.meter_start_wh
-            stop_samples: list[events.Sample] = []
-            if "Energy.Active.Import.Register" in self.settings.items("StopTxnSampledData"):
-                stop_samples.append(_energy_sample(meter_stop))
-            await self._store_end(
-                tx.local_id,
-                stopped_at=signed_at,
-                meter_stop_wh=meter_stop,
-                end_ocmf=end.ocmf if end is not None else None,
-                end_fields=_fields_json(end) if end is not None else None,
-                stop_reason=reason.value,
-                stop_id_tag=id_tag,
-                unsigned_end_reason=unsigned,
-                messages=[
-                    (
-                        events.TRANSACTION_ENDED,
-                        events.ended(
-                            connector_id=c.id,
-                            id_tag=id_tag,
-                            timestamp=signed_at,
-                            meter_stop_wh=meter_stop,
-                            reason=reason.value,
-                            begin=tx.begin,
-                            end=end_value,
-                            unsigned_reason=unsigned,
-                            stop_samples=stop_samples,
-                            sign_readings=self.settings.flag("SampledDataSignReadings"),
-                            public_key_mode=self.settings.raw("PublicKeyWithSignedMeterValue"),
-                        ),
-                    )
-                ],
+            if tx.begin is None:
+                await self._close_unbegun(c, reason, id_tag)
+                return
+            if tx.ended_reason is not None:
+                await self._close_ended(c, tx, reason)
+                return
+            await self._end_charging(c, tx, reason, id_tag, recovering)
+
+    def _defers_close(self, c: Connector, reason: StopReason) -> bool:
+        """Charging stops but the transaction stays open: its stop points are all still
+        valid (TxStopPoint EVConnected alone and the EV still plugged in)."""
+        stop = self.tx_points().stop
+        if reason not in _DEAUTHORIZING or not c.plugged:
+            return False
+        return not stop & {events.AUTHORIZED, events.POWER_PATH_CLOSED, events.ENERGY_TRANSFER}
+
+    async def _end_charging(
+        self,
+        c: Connector,
+        tx: ActiveTransaction,
+        reason: StopReason,
+        id_tag: str | None,
+        recovering: bool,
+    ) -> None:
+        """Cut the load, take the signed End and store it with the transaction's end (or,
+        when the stop point is not reached yet, with a charging-ended message)."""
+        begin = tx.begin
+        assert begin is not None
+        self._set_power(c, False)
+        if c.plugged and c.status not in (S.FAULTED, S.FINISHING):
+            c.sm.go(S.FINISHING)
+        signed_at = utc_now()
+        end: SignedSnapshot | None
+        unsigned: str | None
+        if tx.end is not None:
+            end, unsigned = tx.end, None
+        else:
+            end, unsigned = await self._end_snapshot(c, tx, recovering)
+            tx.end = end
+        if end is not None:
+            end_value: events.SignedValue | None = _signed_value(
+                end, signed_at, c.meter.driver.pinned_key
             )
+            assert end_value is not None
+            meter_stop = end_value["energy_wh"]
+        else:
+            end_value = None
+            meter_stop = c.last_energy_wh if c.last_energy_wh is not None else begin["energy_wh"]
+        defer = self._defers_close(c, reason)
+        offline = not self.is_online()
+        message: tuple[str, dict[str, Any]]
+        if defer:
+            message = (
+                events.TRANSACTION_CHARGING_ENDED,
+                events.charging_ended(
+                    connector_id=c.id,
+                    timestamp=signed_at,
+                    reason=reason.value,
+                    id_tag=id_tag,
+                    meter_stop_wh=meter_stop,
+                    offline=offline,
+                ),
+            )
+        else:
+            message = (
+                events.TRANSACTION_ENDED,
+                events.ended(
+                    connector_id=c.id,
+                    id_tag=id_tag,
+                    timestamp=signed_at,
+                    meter_stop_wh=meter_stop,
+                    reason=reason.value,
+                    begin=begin,
+                    end=end_value,
+                    unsigned_reason=unsigned,
+                    stop_samples=self._stop_samples(meter_stop),
+                    sign_readings=self.settings.flag("SampledDataSignReadings"),
+                    public_key_mode=self.settings.raw("PublicKeyWithSignedMeterValue"),
+                    offline=offline,
+                ),
+            )
+        await self._store_end(
+            tx.local_id,
+            stopped_at=signed_at,
+            meter_stop_wh=meter_stop,
+            end_ocmf=end.ocmf if end is not None else None,
+            end_fields=_fields_json(end) if end is not None else None,
+            stop_reason=reason.value,
+            stop_id_tag=id_tag,
+            unsigned_end_reason=unsigned,
+            messages=[message],
+            close=not defer,
+        )
+        log.info(
+            "connector %d: session %d ended (%s), meter stop %d Wh, %d Wh charged%s%s",
+            c.id,
+            tx.local_id,
+            reason,
+            meter_stop,
+            meter_stop - begin["energy_wh"],
+            "" if unsigned is None else f", NO signed end value: {unsigned}",
+            "; the transaction stays open until the EV is unplugged" if defer else "",
+        )
+        self.outbox_changed()
+        if defer:
+            tx.ended_reason = reason
+        else:
             c.tx = None
-            log.info(
-                "connector %d: session %d ended (%s), meter stop %d Wh, %d Wh charged%s",
-                c.id,
-                tx.local_id,
-                reason,
-                meter_stop,
-                meter_stop - tx.meter_start_wh,
-                "" if unsigned is None else f", NO signed end value: {unsigned}",
-            )
-            self.outbox_changed()
-            if c.inoperative_scheduled:
-                c.inoperative_scheduled = False
-                c.operative = False
-            if c.hardware_fault is not None:
-                c.sm.go(S.FAULTED, ErrorCode.OTHER_ERROR, c.hardware_fault[:50])
-            elif c.meter_fault is not None or unsigned is not None:
-                c.sm.go(
-                    S.FAULTED, ErrorCode.POWER_METER_FAILURE, (c.meter_fault or unsigned or "")[:50]
+        self._settle(c, unsigned)
+
+    async def _close_ended(
+        self, c: Connector, tx: ActiveTransaction, close_reason: StopReason
+    ) -> None:
+        """Close a transaction whose charging ended earlier: the Ended message carries the
+        signed Begin and End kept in the store, byte for byte."""
+        row = await self.store.transaction(tx.local_id)
+        if row is None:
+            raise StoreError(f"session {tx.local_id} vanished from the store")
+        now = utc_now()
+        await self.store.close_transaction(
+            tx.local_id,
+            closed_at=now,
+            stop_reason=row.stop_reason or close_reason.value,
+            stop_id_tag=row.stop_id_tag,
+            messages=[
+                (
+                    events.TRANSACTION_ENDED,
+                    self._ended_from_row(row, now, close_reason),
                 )
-            elif not c.operative:
-                c.sm.go(S.UNAVAILABLE)
-            elif c.plugged:
+            ],
+        )
+        c.tx = None
+        log.info(
+            "connector %d: transaction %d closed (%s) after its charging ended (%s)",
+            c.id,
+            tx.local_id,
+            close_reason,
+            row.stop_reason,
+        )
+        self.outbox_changed()
+        self._settle(c)
+
+    def _ended_from_row(
+        self, row: TransactionRow, timestamp: str, close_reason: StopReason
+    ) -> dict[str, Any]:
+        begin = _begin_from_row(row)
+        assert begin is not None and row.stopped_at is not None and row.meter_stop_wh is not None
+        end: events.SignedValue | None = None
+        if row.end_ocmf is not None:
+            end = {
+                "ocmf": row.end_ocmf,
+                "timestamp": row.stopped_at,
+                "energy_wh": row.meter_stop_wh,
+                "public_key_hex": row.public_key_hex or "",
+            }
+        return events.ended(
+            connector_id=row.connector_id,
+            id_tag=row.stop_id_tag,
+            timestamp=timestamp,
+            meter_stop_wh=row.meter_stop_wh,
+            reason=row.stop_reason or close_reason.value,
+            begin=begin,
+            end=end,
+            unsigned_reason=row.unsigned_end_reason,
+            stop_samples=self._stop_samples(row.meter_stop_wh),
+            sign_readings=self.settings.flag("SampledDataSignReadings"),
+            public_key_mode=self.settings.raw("PublicKeyWithSignedMeterValue"),
+            close_trigger=close_reason.value,
+            offline=not self.is_online(),
+        )
+
+    def _stop_samples(self, meter_stop: int) -> list[events.Sample]:
+        if "Energy.Active.Import.Register" in self.settings.items("StopTxnSampledData"):
+            return [_energy_sample(meter_stop)]
+        return []
+
+    def _settle(self, c: Connector, unsigned: str | None = None) -> None:
+        """The connector's status once a transaction closed or its charging ended."""
+        if c.tx is None and c.inoperative_scheduled:
+            c.inoperative_scheduled = False
+            c.operative = False
+        if c.hardware_fault is not None:
+            c.sm.go(S.FAULTED, ErrorCode.OTHER_ERROR, c.hardware_fault[:50])
+        elif c.meter_fault is not None or unsigned is not None:
+            c.sm.go(
+                S.FAULTED, ErrorCode.POWER_METER_FAILURE, (c.meter_fault or unsigned or "")[:50]
+            )
+        elif not c.operative and c.tx is None:
+            c.sm.go(S.UNAVAILABLE)
+        elif c.plugged:
+            if c.status is not S.FINISHING:
                 c.sm.go(S.FINISHING)
-                if c.meter.sim is not None:  # the simulated EV drives off after its session
-                    asyncio.get_running_loop().call_later(
-                        c.config.ev.plug_in_delay, self.unplug, c.id
-                    )
-            else:
-                c.sm.go(S.AVAILABLE)
+            if c.meter.sim is not None:  # the simulated EV drives off after its session
+                asyncio.get_running_loop().call_later(c.config.ev.plug_in_delay, self.unplug, c.id)
+        else:
+            c.sm.go(S.AVAILABLE)
 
     async def _store_end(self, local_id: int, **kwargs: Any) -> None:
         """The session's end into the store; a failed write is retried, the signed end is
@@ -805,7 +1214,19 @@ class Station:
         return None, last_error
 
     async def _recover(self, c: Connector, row: TransactionRow) -> None:
-        """A session left open (power loss, crash): end it with the turn-off snapshot."""
+        """A transaction left open (power loss, crash): end it with the turn-off snapshot;
+        one that had not begun charging or whose charging had ended is closed."""
+        if not row.charging:
+            log.warning(
+                "connector %d: transaction %d was left open %s: closing it (PowerLoss)",
+                c.id,
+                row.local_id,
+                "before charging began" if row.begin_ocmf is None else "after charging ended",
+            )
+            await self._stop(c, StopReason.POWER_LOSS, None)
+            if row.begin_ocmf is None:
+                await self._close_orphan_turn_on(c)
+            return
         log.warning(
             "connector %d: session %d was left open: ending it (PowerLoss)", c.id, row.local_id
         )
@@ -850,28 +1271,44 @@ class Station:
         if reading.total_wh is not None:
             c.last_energy_wh = int(reading.total_wh)
         samples = _samples(reading, self.settings.items("MeterValuesSampledData"))
-        if c.tx is not None and c.load_released and c.plugged:
+        tx = c.tx
+        if tx is not None and tx.charging and c.load_released and c.plugged:
+            if reading.power_w:
+                tx.energy_flowed = True
             if reading.power_w is not None and reading.power_w <= 0 and c.status is S.CHARGING:
-                c.sm.go(S.SUSPENDED_EV)
+                if tx.energy_flowed and events.ENERGY_TRANSFER in self.tx_points().stop:
+                    # TxStopPoint EnergyTransfer: the transaction ends when the EV stops
+                    self.stop_transaction(c.id, StopReason.STOPPED_BY_EV)
+                else:
+                    c.sm.go(S.SUSPENDED_EV)
             elif reading.power_w and c.status is S.SUSPENDED_EV:
                 c.sm.go(S.CHARGING)
         return samples
 
     async def _sample_loop(self) -> None:
+        """Periodic values (MeterValueSampleInterval); with TxStopPoint EnergyTransfer the
+        power is watched every second even when no values are sent."""
         while True:
             interval = self.settings.number("MeterValueSampleInterval")
-            await asyncio.sleep(interval if interval > 0 else 5)
-            if interval <= 0:
+            watch = events.ENERGY_TRANSFER in self.tx_points().stop
+            period = interval if interval > 0 else SETTING_POLL_S
+            if watch:
+                period = min(period, SETTING_POLL_S)
+            await asyncio.sleep(period)
+            due = interval > 0 and time.monotonic() >= self._next_sample
+            if not due and not watch:
                 continue
+            if due:
+                self._next_sample = time.monotonic() + interval - 0.05
             for c in self.connectors.values():
-                if c.tx is None or c.lock.locked():
+                if c.tx is None or not c.tx.charging or c.lock.locked():
                     continue
                 try:
                     samples = await self._sample_connector(c)
                 except MeterError as exc:
                     log.warning("connector %d: sampling failed: %s", c.id, exc)
                     continue
-                if samples and c.tx is not None:
+                if due and samples and c.tx is not None and c.tx.charging:
                     await self._queue_meter_values(c, c.tx, "Sample.Periodic", samples)
 
     async def _queue_meter_values(
@@ -881,7 +1318,11 @@ class Station:
         await self.store.enqueue(
             events.TRANSACTION_METER_VALUES,
             events.meter_values(
-                connector_id=c.id, timestamp=utc_now(), context=context, samples=samples
+                connector_id=c.id,
+                timestamp=utc_now(),
+                context=context,
+                samples=samples,
+                offline=not self.is_online(),
             ),
             local_tx_id=tx.local_id,
         )
@@ -891,7 +1332,7 @@ class Station:
         while True:
             interval = self.settings.number("ClockAlignedDataInterval")
             if interval <= 0:
-                await asyncio.sleep(5)
+                await asyncio.sleep(SETTING_POLL_S)
                 continue
             now = time.time()
             await asyncio.sleep(interval - (now % interval))
@@ -959,23 +1400,42 @@ class Station:
         return await self._sample_connector(self.connector(connector_id))
 
 
-def _active_from_row(row: TransactionRow) -> ActiveTransaction:
-    fields = json.loads(row.begin_fields)
-    begin: events.SignedValue = {
+def _begin_from_row(row: TransactionRow) -> events.SignedValue | None:
+    if (
+        row.begin_ocmf is None
+        or row.started_at is None
+        or row.meter_start_wh is None
+        or row.public_key_hex is None
+    ):
+        return None
+    return {
         "ocmf": row.begin_ocmf,
         "timestamp": row.started_at,
         "energy_wh": row.meter_start_wh,
         "public_key_hex": row.public_key_hex,
     }
-    return ActiveTransaction(
-        row.local_id,
-        row.id_tag,
-        row.started_at,
-        row.meter_start_wh,
-        begin,
-        int(fields["rcnt"]),
-        row.meter_serial,
-    )
+
+
+def _active_from_row(row: TransactionRow) -> ActiveTransaction:
+    tx = ActiveTransaction(row.local_id, row.id_tag, row.opened_at)
+    begin = _begin_from_row(row)
+    if begin is not None and row.begin_fields is not None:
+        tx.begin = begin
+        tx.begin_rcnt = int(json.loads(row.begin_fields)["rcnt"])
+        tx.begin_ma1 = row.meter_serial or ""
+    if row.stopped_at is not None and row.stop_reason is not None:
+        tx.ended_reason = StopReason(row.stop_reason)
+    return tx
+
+
+def _late_start_point(points: frozenset[str]) -> str:
+    """The start point a transaction opened at by the meter's signed Begin names: the
+    signed data, the closed power path and energy transfer all follow from it at once (the
+    load is released only once the Begin is signed and stored)."""
+    for point in (events.DATA_SIGNED, events.POWER_PATH_CLOSED, events.ENERGY_TRANSFER):
+        if point in points:
+            return point
+    return events.POWER_PATH_CLOSED
 
 
 def _samples(reading: EnergyReading, wanted: list[str]) -> list[events.Sample]:

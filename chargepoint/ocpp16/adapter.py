@@ -41,6 +41,7 @@ _ERROR_CODE_16 = {"FormatViolation": "FormationViolation"}
 
 
 SECRET_KEYS = frozenset({"AuthorizationKey"})
+_ACTIONS = frozenset(a.value for a in Action)
 
 
 def redacted(action: str, payload: Any) -> str:
@@ -109,6 +110,12 @@ class StationChargePoint(LibChargePoint):  # type: ignore[misc]
             if self.adapter.registration == "Rejected":
                 # 1.6 4.2: while Rejected the station does not answer the Central System
                 log.warning("boot Rejected: %s from the CSMS left unanswered", parsed_msg[2])
+                return
+            if parsed_msg[2] not in _ACTIONS:
+                # OCPP-J 4.2.3: an action the receiver does not know is NotImplemented (the
+                # library says NotSupported, which is for known but unsupported actions)
+                unknown = [4, parsed_msg[1], "NotImplemented", f"unknown {parsed_msg[2]}", {}]
+                await self._send(json.dumps(unknown))
                 return
         await super().route_message(raw_msg)
 

@@ -16,6 +16,23 @@ from typing import Any
 
 from chargepoint.core import events
 
+# OCPP 1.6 Reason values (StopTransaction.req); the core's 2.0.1-only reasons become Other
+REASONS_16 = frozenset(
+    {
+        "EmergencyStop",
+        "EVDisconnected",
+        "HardReset",
+        "Local",
+        "Other",
+        "PowerLoss",
+        "Reboot",
+        "Remote",
+        "SoftReset",
+        "UnlockCommand",
+        "DeAuthorized",
+    }
+)
+
 FORMAT_OCA = "oca"
 FORMAT_RAW_OCMF = "raw-ocmf"
 FORMAT_SIGNED_METER_VALUE = "signed-meter-value"
@@ -132,7 +149,7 @@ def stop_transaction(
         "transactionId": transaction_id,
         "meterStop": int(data["meter_stop_wh"]),
         "timestamp": data["timestamp"],
-        "reason": data["reason"],
+        "reason": data["reason"] if data["reason"] in REASONS_16 else "Other",
     }
     if data.get("id_tag"):
         payload["idTag"] = data["id_tag"]

@@ -1,7 +1,8 @@
-"""OCPP 2.0.1 TransactionEvent payloads built from the core's version-free events.
+"""OCPP 2.0.1 payloads built from the core's version-free events (TransactionEvent above all).
 
 Pure functions: each takes the event data as kept in the outbox (chargepoint.core.events)
-and returns the camelCase wire dict of a TransactionEventRequest. Nothing here reads
+and returns the camelCase wire dict of a TransactionEventRequest (`meter_values`: of a
+MeterValuesRequest; `local_id_of` and `connector_status` serve the adapter). Nothing here reads
 settings or state; the adapter passes seqNo, transactionId, the offline flag and the
 signing/public-key settings that apply.
 
@@ -21,8 +22,20 @@ Mapping notes (1.6-style event fields -> 2.0.1):
   Soft and hard resets map to ResetCommand + ImmediateReset: in 2.0.1 only an Immediate
   Reset ends a running transaction (OnIdle waits for it), and "Reboot" is kept for a
   restart the station did on its own. UnlockCommand has no ReasonEnumType value; it is a
-  CSMS command, so stoppedReason is "Remote". Unknown reasons map to AbnormalCondition +
-  Other.
+  CSMS command, so stoppedReason is "Remote". Timeout (no EV within EVConnectionTimeOut)
+  is EVConnectTimeout + Timeout, StoppedByEV (TxStopPoint EnergyTransfer) is
+  ChargingStateChanged + StoppedByEV. Unknown reasons map to AbnormalCondition + Other.
+- What closed a transaction whose charging had already ended (or never began) is the
+  event's `close_trigger`; it overrides the triggerReason of Ended (`CLOSE_TRIGGERS`), the
+  stoppedReason still comes from the stop reason.
+- Started: the triggerReason names the TxStartPoint that opened the transaction
+  (`started_trigger_reason`). A transaction opened before the meter signed (start point
+  EVConnected or Authorized) has no Begin yet: no meterValue, chargingState EVConnected or
+  Idle; the signed Begin follows in an Updated (chargingState Charging).
+- chargingState on Ended: TransactionType.chargingState is to be sent when the state
+  changed. It is sent as Idle when the EV leaving ended the transaction (the state is then
+  known to have changed); otherwise the station cannot tell whether the cable is still
+  plugged, so the field is left out.
 """
 
 from __future__ import annotations
@@ -56,8 +69,39 @@ STOP_REASONS: dict[str, tuple[str, str]] = {
     "UnlockCommand": ("UnlockCommand", "Remote"),
     "EmergencyStop": ("AbnormalCondition", "EmergencyStop"),
     "Other": ("AbnormalCondition", "Other"),
+    "Timeout": ("EVConnectTimeout", "Timeout"),
+    "StoppedByEV": ("ChargingStateChanged", "StoppedByEV"),
 }
 UNKNOWN_STOP_REASON = ("AbnormalCondition", "Other")
+
+# events.ended(close_trigger=...) -> triggerReason of the Ended
+CLOSE_TRIGGERS: dict[str, str] = {
+    "EVDisconnected": "EVCommunicationLost",
+    "EVConnectTimeout": "EVConnectTimeout",
+    "Restart": "AbnormalCondition",
+}
+
+# events.started(start_point=...) -> triggerReason of the Started
+START_TRIGGERS: dict[str, str] = {
+    events.EV_CONNECTED: "CablePluggedIn",
+    events.AUTHORIZED: "Authorized",
+    events.DATA_SIGNED: "SignedDataReceived",
+    events.POWER_PATH_CLOSED: "ChargingStateChanged",
+    events.ENERGY_TRANSFER: "ChargingStateChanged",
+}
+
+# core ConnectorStatus (OCPP 1.6 names) -> 2.0.1 ConnectorStatusEnumType
+CONNECTOR_STATUS: dict[str, str] = {
+    "Available": "Available",
+    "Preparing": "Occupied",
+    "Charging": "Occupied",
+    "SuspendedEV": "Occupied",
+    "SuspendedEVSE": "Occupied",
+    "Finishing": "Occupied",
+    "Reserved": "Reserved",
+    "Unavailable": "Unavailable",
+    "Faulted": "Faulted",
+}
 
 # unit conversions to the base unit sent (multiplier 0)
 _UNIT_SCALE: dict[str, tuple[str, int]] = {"kWh": ("Wh", 1000), "kW": ("W", 1000)}
@@ -83,6 +127,25 @@ def transaction_id(local_id: int, station_id: str) -> str:
     if len(tid) > TRANSACTION_ID_MAX:
         raise ValueError(f"transaction id {tid!r} longer than {TRANSACTION_ID_MAX} characters")
     return tid
+
+
+def local_id_of(tid: str, station_id: str) -> int | None:
+    """The local transaction id behind a transactionId this station gave out, or None when
+    `tid` is not one of ours (RequestStopTransaction, GetTransactionStatus)."""
+    prefix = f"{station_id[:STATION_PREFIX_MAX]}-"
+    rest = tid[len(prefix) :] if tid.startswith(prefix) else ""
+    if not rest.isascii() or not rest.isdigit():
+        return None
+    local_id = int(rest)
+    try:
+        return local_id if transaction_id(local_id, station_id) == tid else None
+    except ValueError:
+        return None
+
+
+def connector_status(core_status: str) -> str:
+    """StatusNotification.connectorStatus for a core (1.6-named) connector status."""
+    return CONNECTOR_STATUS.get(core_status, "Unavailable")
 
 
 def signed_meter_value(signed: events.SignedValue, with_key: bool) -> dict[str, Any]:
@@ -149,6 +212,11 @@ def _id_token(id_tag: str | None, central: bool) -> dict[str, Any]:
     return {"idToken": id_tag, "type": "Central" if central else "ISO14443"}
 
 
+def _authorized_by(trigger: str | None) -> str:
+    """triggerReason of the event that brought the id token."""
+    return "RemoteStart" if trigger == "RemoteStart" else "Authorized"
+
+
 def _base(
     event_type: str, timestamp: str, trigger_reason: str, seq_no: int, offline: bool, tid: str
 ) -> dict[str, Any]:
@@ -162,33 +230,69 @@ def _base(
     }
 
 
+def started_trigger_reason(data: dict[str, Any]) -> str:
+    """triggerReason of a Started from the start point that opened the transaction:
+    Authorized -> Authorized (RemoteStart when the CSMS asked for it), EVConnected ->
+    CablePluggedIn, DataSigned -> SignedDataReceived, PowerPathClosed / EnergyTransfer ->
+    ChargingStateChanged (also for an event without a start point: the 1.6-compatible
+    default PowerPathClosed)."""
+    point = data.get("start_point") or events.POWER_PATH_CLOSED
+    if point == events.AUTHORIZED:
+        return _authorized_by(data.get("trigger"))
+    return START_TRIGGERS.get(point, "ChargingStateChanged")
+
+
 def started(
     data: dict[str, Any],
     *,
     seq_no: int,
     transaction_id: str,
-    trigger_reason: str,
     offline: bool,
     sign_started: bool,
     key_mode: str,
+    trigger_reason: str | None = None,
 ) -> dict[str, Any]:
-    """eventType Started from a TransactionStarted event. With `sign_started`
-    (SampledDataCtrlr.SignStartedReadings) the Transaction.Begin energy value carries the
-    signed Begin; as the first message of the transaction it carries the key unless
-    `key_mode` is Never."""
-    begin: events.SignedValue = data["begin"]
+    """eventType Started from a TransactionStarted event; `trigger_reason` defaults to
+    `started_trigger_reason(data)`.
+
+    With a Begin (the meter signed before the transaction opened): chargingState Charging and
+    the Transaction.Begin energy value, which with `sign_started`
+    (SampledDataCtrlr.SignStartedReadings) carries the signed Begin; as the first message of
+    the transaction it carries the key unless `key_mode` is Never. Without a Begin (opened at
+    EVConnected or Authorized): no meterValue, chargingState EVConnected when the EV is
+    plugged, else Idle. The idToken is left out while the transaction has none yet (id tag ""
+    and trigger ""); an empty id tag of an authorized start is NoAuthorization."""
+    begin: events.SignedValue | None = data.get("begin")
+    if trigger_reason is None:
+        trigger_reason = started_trigger_reason(data)
     payload = _base("Started", data["timestamp"], trigger_reason, seq_no, offline, transaction_id)
-    payload["transactionInfo"]["chargingState"] = "Charging"
-    payload["evse"] = {"id": int(data["connector_id"]), "connectorId": 1}
-    central = "RemoteStart" in (data.get("trigger"), trigger_reason)
-    payload["idToken"] = _id_token(data.get("id_tag"), central)
-    if sign_started:
-        value = energy_sampled_value(
-            begin["energy_wh"], "Transaction.Begin", begin, key_mode != KEY_NEVER
-        )
+    info = payload["transactionInfo"]
+    if begin is not None:
+        info["chargingState"] = "Charging"
     else:
-        value = energy_sampled_value(data["meter_start_wh"], "Transaction.Begin", None, False)
-    payload["meterValue"] = [{"timestamp": begin["timestamp"], "sampledValue": [value]}]
+        info["chargingState"] = "EVConnected" if data.get("plugged", True) else "Idle"
+    if data.get("remote_start_id") is not None:
+        info["remoteStartId"] = int(data["remote_start_id"])
+    payload["evse"] = {"id": int(data["connector_id"]), "connectorId": 1}
+    id_tag = data.get("id_tag") or ""
+    trigger = data.get("trigger") or ""
+    if id_tag or trigger:
+        central = "RemoteStart" in (trigger, trigger_reason)
+        payload["idToken"] = _id_token(id_tag, central)
+    if begin is not None:
+        if sign_started:
+            value = energy_sampled_value(
+                begin["energy_wh"], "Transaction.Begin", begin, key_mode != KEY_NEVER
+            )
+        else:
+            start_wh = data.get("meter_start_wh")
+            value = energy_sampled_value(
+                begin["energy_wh"] if start_wh is None else start_wh,
+                "Transaction.Begin",
+                None,
+                False,
+            )
+        payload["meterValue"] = [{"timestamp": begin["timestamp"], "sampledValue": [value]}]
     return payload
 
 
@@ -196,11 +300,14 @@ def updated_meter_values(
     data: dict[str, Any], *, seq_no: int, transaction_id: str, offline: bool
 ) -> dict[str, Any]:
     """eventType Updated from a TransactionMeterValues event: triggerReason MeterValueClock
-    for Sample.Clock, else MeterValuePeriodic; meterValue left out when there are no
-    samples."""
-    trigger = "MeterValueClock" if data["context"] == "Sample.Clock" else "MeterValuePeriodic"
+    for Sample.Clock, Trigger for context Trigger (TriggerMessage TransactionEvent), else
+    MeterValuePeriodic; meterValue left out when there are no samples."""
+    context = data["context"]
+    trigger = {"Sample.Clock": "MeterValueClock", "Trigger": "Trigger"}.get(
+        context, "MeterValuePeriodic"
+    )
     payload = _base("Updated", data["timestamp"], trigger, seq_no, offline, transaction_id)
-    values = [plain_sampled_value(s, data["context"]) for s in data.get("samples", [])]
+    values = [plain_sampled_value(s, context) for s in data.get("samples", [])]
     if values:
         payload["meterValue"] = [{"timestamp": data["timestamp"], "sampledValue": values}]
     return payload
@@ -220,11 +327,19 @@ def updated_begin_signed(
     energy value carries the signed Begin (with the key for EveryMeterValue, or for
     OncePerTransaction when it has not gone out yet); the plain energy sample is then
     dropped, the signed one carries the same reading. Unsigned, triggerReason Trigger with
-    the plain samples."""
+    the plain samples. When data["opened_earlier"] (the transaction opened before the meter
+    signed), charging starts with this event: chargingState Charging, and unsigned the
+    triggerReason is ChargingStateChanged."""
     begin: events.SignedValue = data["begin"]
     signed = bool(data.get("signed", True))
-    trigger = "SignedDataReceived" if signed else "Trigger"
+    opened_earlier = bool(data.get("opened_earlier"))
+    if signed:
+        trigger = "SignedDataReceived"
+    else:
+        trigger = "ChargingStateChanged" if opened_earlier else "Trigger"
     payload = _base("Updated", begin["timestamp"], trigger, seq_no, offline, transaction_id)
+    if opened_earlier:
+        payload["transactionInfo"]["chargingState"] = "Charging"
     values: list[dict[str, Any]] = []
     samples = data.get("samples", [])
     if signed:
@@ -236,6 +351,35 @@ def updated_begin_signed(
     values.extend(plain_sampled_value(s, "Transaction.Begin") for s in samples)
     if values:
         payload["meterValue"] = [{"timestamp": begin["timestamp"], "sampledValue": values}]
+    return payload
+
+
+def updated_authorized(
+    data: dict[str, Any], *, seq_no: int, transaction_id: str, offline: bool
+) -> dict[str, Any]:
+    """eventType Updated from a TransactionAuthorized event (the id token of a transaction
+    opened without one): triggerReason Authorized, or RemoteStart for a CSMS start."""
+    trigger = _authorized_by(data.get("trigger"))
+    payload = _base("Updated", data["timestamp"], trigger, seq_no, offline, transaction_id)
+    payload["idToken"] = _id_token(data.get("id_tag"), central=trigger == "RemoteStart")
+    return payload
+
+
+def updated_charging_ended(
+    data: dict[str, Any], *, seq_no: int, transaction_id: str, offline: bool
+) -> dict[str, Any]:
+    """eventType Updated from a TransactionChargingEnded event (charging ended with its
+    signed End, the transaction stays open until its stop point): triggerReason from the
+    stop reason, chargingState EVConnected, the idToken that stopped it if any, and the
+    reading at the end as a plain Sample.Periodic value (the signed End goes in the Ended)."""
+    trigger, _ = stop_reasons(data["reason"])
+    payload = _base("Updated", data["timestamp"], trigger, seq_no, offline, transaction_id)
+    payload["transactionInfo"]["chargingState"] = "EVConnected"
+    if data.get("id_tag"):
+        payload["idToken"] = _id_token(data["id_tag"], central=False)
+    if data.get("meter_stop_wh") is not None:
+        value = energy_sampled_value(data["meter_stop_wh"], "Sample.Periodic", None, False)
+        payload["meterValue"] = [{"timestamp": data["timestamp"], "sampledValue": [value]}]
     return payload
 
 
@@ -254,18 +398,31 @@ def ended(
 ) -> dict[str, Any]:
     """eventType Ended from a TransactionEnded event.
 
+    triggerReason and stoppedReason from data["reason"] (`STOP_REASONS`); a
+    data["close_trigger"] (what closed a transaction whose charging had ended, or never
+    began) overrides the triggerReason (`CLOSE_TRIGGERS`). chargingState Idle when the EV
+    leaving ended it, otherwise left out (see the module notes).
+
     With data["sign_readings"]: a meterValue at the Begin timestamp with the signed Begin
     (Transaction.Begin) and, at the stop timestamp, the signed End (Transaction.End) when
     the meter gave one. The key follows data["public_key_mode"]: Never: none;
     OncePerTransaction: on the first signed value here, only if not `key_already_sent`;
-    EveryMeterValue: on each. The Transaction.End energy value is always sent (meter_stop_wh,
-    or the signed End's reading); the stop samples follow it, their plain energy sample
-    dropped as a duplicate. An End the meter did not sign (data["unsigned_reason"]) goes as
-    a plain value: 2.0.1 has no field for the reason.
+    EveryMeterValue: on each. The Transaction.End energy value is sent whenever there is a
+    reading (meter_stop_wh, or the signed End's); the stop samples follow it, their plain
+    energy sample dropped as a duplicate. An End the meter did not sign
+    (data["unsigned_reason"]) goes as a plain value: 2.0.1 has no field for the reason. A
+    transaction closed before the meter signed anything (begin and meter_stop_wh None) has
+    no meterValue at all.
     """
-    trigger, stopped = stop_reasons(data["reason"])
+    reason = data["reason"]
+    trigger, stopped = stop_reasons(reason)
+    close_trigger = data.get("close_trigger")
+    if close_trigger:
+        trigger = CLOSE_TRIGGERS.get(close_trigger, trigger)
     payload = _base("Ended", data["timestamp"], trigger, seq_no, offline, transaction_id)
     payload["transactionInfo"]["stoppedReason"] = stopped
+    if "EVDisconnected" in (reason, close_trigger):
+        payload["transactionInfo"]["chargingState"] = "Idle"
     if data.get("id_tag"):
         payload["idToken"] = _id_token(data["id_tag"], central=False)
 
@@ -280,8 +437,8 @@ def ended(
 
     meter_values: list[dict[str, Any]] = []
     sign = bool(data.get("sign_readings"))
-    if sign:
-        begin: events.SignedValue = data["begin"]
+    begin: events.SignedValue | None = data.get("begin")
+    if sign and begin is not None:
         meter_values.append(
             {
                 "timestamp": begin["timestamp"],
@@ -291,16 +448,34 @@ def ended(
             }
         )
     end: events.SignedValue | None = data.get("end") if sign else None
+    end_values: list[dict[str, Any]] = []
     if end is not None:
-        end_value = energy_sampled_value(end["energy_wh"], "Transaction.End", end, with_key())
-    else:
-        end_value = energy_sampled_value(data["meter_stop_wh"], "Transaction.End", None, False)
-    end_values = [end_value]
+        end_values.append(
+            energy_sampled_value(end["energy_wh"], "Transaction.End", end, with_key())
+        )
+    elif data.get("meter_stop_wh") is not None:
+        end_values.append(
+            energy_sampled_value(data["meter_stop_wh"], "Transaction.End", None, False)
+        )
     end_values.extend(
         plain_sampled_value(s, "Transaction.End")
         for s in data.get("stop_samples", [])
-        if s["measurand"] != ENERGY
+        if not end_values or s["measurand"] != ENERGY
     )
-    meter_values.append({"timestamp": data["timestamp"], "sampledValue": end_values})
-    payload["meterValue"] = meter_values
+    if end_values:
+        meter_values.append({"timestamp": data["timestamp"], "sampledValue": end_values})
+    if meter_values:
+        payload["meterValue"] = meter_values
     return payload
+
+
+def meter_values(
+    connector_id: int, timestamp: str, context: str, samples: list[events.Sample]
+) -> dict[str, Any]:
+    """A MeterValuesRequest outside transactions (clock-aligned values, TriggerMessage):
+    EVSE id = connector id."""
+    values = [plain_sampled_value(s, context) for s in samples]
+    return {
+        "evseId": int(connector_id),
+        "meterValue": [{"timestamp": timestamp, "sampledValue": values}],
+    }
