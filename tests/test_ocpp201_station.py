@@ -298,3 +298,38 @@ async def test_request_start_answers_with_the_open_transaction(env: Env) -> None
     assert answer["status"] == "Accepted" and answer.get("transactionId") == started.tx_id
     status = await env.view.call("GetTransactionStatus", {"transactionId": started.tx_id})
     assert status["ongoingIndicator"] is True
+
+
+async def test_a_restart_closes_a_transaction_opened_before_the_meter_signed(env: Env) -> None:
+    await env.start(ev={"plug_in_delay": 60.0}, ocpp={"connection_time_out": 120})
+    await set_variables(env, ("TxCtrlr", "TxStartPoint", "Authorized"))
+    await env.view.remote_start(1, "WAIT-1")
+    await env.view.wait_started()
+    await env.outbox_drained()
+    await env.restart()  # power lost while the station waited for the EV
+    session = await env.view.wait_ended(timeout=20)
+    ended = session.payloads[-1]
+    assert ended["transactionInfo"]["stoppedReason"] == "PowerLoss"
+    assert session.signed == {} and "meterValue" not in ended
+    assert [e["seqNo"] for e in session.payloads] == [0, 1]
+
+
+async def test_a_restart_closes_a_transaction_whose_charging_had_ended(env: Env) -> None:
+    await env.start(ev={"plug_in_delay": 60.0})
+    key = await env.view.meter_key(1)
+    await set_variables(env, ("TxCtrlr", "TxStopPoint", "EVConnected"))
+    await env.control("POST", "/connectors/1/plug")  # the EV stays until after the restart
+    await env.view.remote_start(1, "AFTER-1")
+    started = await env.view.wait_started()
+    await env.view.remote_stop(started.tx_id)
+    await wait_until(
+        lambda: any(e["triggerReason"] == "RemoteStop" for e in events_of(env)),
+        what="charging stopped",
+    )
+    await env.outbox_drained()
+    await env.restart()  # the EV is still there, the station restarts
+    session = await env.view.wait_ended(timeout=20)
+    ended = session.payloads[-1]
+    assert ended["triggerReason"] == "AbnormalCondition"
+    assert ended["transactionInfo"]["stoppedReason"] == "Remote"
+    check_signed_pair(session, key, "AFTER-1")

@@ -1,11 +1,13 @@
-"""OCPP security profiles 1-3 against the test CSMS: Basic auth, TLS 1.2+ with the server
-certificate checked, TLS client certificates."""
+"""OCPP security profiles 1-3 against the test CSMS, on OCPP 1.6J and 2.0.1: Basic auth, TLS
+1.2+ with the server certificate checked, TLS client certificates; on 2.0.1 also the password
+changed through the device model (SecurityCtrlr.BasicAuthPassword)."""
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
 import ipaddress
+import logging
 import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -133,12 +135,22 @@ async def runs() -> AsyncIterator[list[Run]]:
         await r.csms.stop()
 
 
+VERSIONS = pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+
+
 async def run(
-    runs: list[Run], tmp: Path, csms: TestCsms, scheme: str, csms_cfg: dict[str, Any]
+    runs: list[Run],
+    tmp: Path,
+    csms: TestCsms,
+    scheme: str,
+    csms_cfg: dict[str, Any],
+    version: str = "1.6",
 ) -> Run:
     port = await csms.start(host="127.0.0.1")
     url = f"{scheme}://localhost:{port}/ocpp"
-    cfg = station_yaml(tmp / "station.yaml", url, tmp / "state", csms=csms_cfg)
+    cfg = station_yaml(
+        tmp / "station.yaml", url, tmp / "state", csms={**csms_cfg, "ocpp_version": version}
+    )
     station = InProcessStation(cfg)
     r = Run(csms, station)
     runs.append(r)
@@ -146,7 +158,8 @@ async def run(
     return r
 
 
-async def test_profile_1_basic_auth(tmp_path: Path, runs: list[Run]) -> None:
+@VERSIONS
+async def test_profile_1_basic_auth(tmp_path: Path, runs: list[Run], version: str) -> None:
     (tmp_path / "pw").write_text(PASSWORD + "\n")
     csms = TestCsms(basic_auth={STATION_ID: PASSWORD})
     await run(
@@ -155,9 +168,58 @@ async def test_profile_1_basic_auth(tmp_path: Path, runs: list[Run]) -> None:
         csms,
         "ws",
         {"security_profile": 1, "password": {"file": str(tmp_path / "pw")}},
+        version,
     )
     await csms.wait_connected(STATION_ID, timeout=10)
     assert csms.connection_info(STATION_ID)["basic_auth_user"] == STATION_ID
+    assert csms.ocpp_version(STATION_ID) == version
+
+
+async def test_password_set_through_the_device_model_is_used_from_the_next_connection(
+    tmp_path: Path, runs: list[Run], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    csms = TestCsms(basic_auth={STATION_ID: PASSWORD})
+    r = await run(
+        runs, tmp_path, csms, "ws", {"security_profile": 1, "password": PASSWORD}, "2.0.1"
+    )
+    await csms.wait_for("StatusNotification", timeout=10)
+    boots = len(csms.messages("BootNotification"))
+    new_password = "fedcba9876543210-renewed"
+    assert csms.basic_auth is not None
+    csms.basic_auth[STATION_ID] = new_password
+    answer = await csms.call(
+        STATION_ID,
+        "SetVariables",
+        {
+            "setVariableData": [
+                {
+                    "component": {"name": "SecurityCtrlr"},
+                    "variable": {"name": "BasicAuthPassword"},
+                    "attributeValue": new_password,
+                }
+            ]
+        },
+    )
+    assert answer["setVariableResult"][0]["attributeStatus"] == "Accepted"
+    # the station reconnects with the new password (the CSMS now refuses the old one)
+    for _ in range(150):
+        if len(csms.messages("BootNotification")) > boots:
+            break
+        await asyncio.sleep(0.1)
+    assert len(csms.messages("BootNotification")) > boots
+    # and keeps it across a restart (persisted, never logged)
+    await r.station.stop()
+    await r.station.start()
+    for _ in range(150):
+        if len(csms.messages("BootNotification")) > boots + 1:
+            break
+        await asyncio.sleep(0.1)
+    assert len(csms.messages("BootNotification")) > boots + 1
+    station_log = "\n".join(
+        r.getMessage() for r in caplog.records if r.name.startswith("chargepoint")
+    )
+    assert "SetVariables" in station_log and new_password not in station_log
 
 
 async def test_profile_1_wrong_password_is_refused(tmp_path: Path, runs: list[Run]) -> None:
@@ -170,7 +232,10 @@ async def test_profile_1_wrong_password_is_refused(tmp_path: Path, runs: list[Ru
     assert not csms.received
 
 
-async def test_profile_2_tls_with_basic_auth(tmp_path: Path, runs: list[Run], pki: Pki) -> None:
+@VERSIONS
+async def test_profile_2_tls_with_basic_auth(
+    tmp_path: Path, runs: list[Run], pki: Pki, version: str
+) -> None:
     csms = TestCsms(ssl_context=server_context(pki), basic_auth={STATION_ID: PASSWORD})
     await run(
         runs,
@@ -178,6 +243,7 @@ async def test_profile_2_tls_with_basic_auth(tmp_path: Path, runs: list[Run], pk
         csms,
         "wss",
         {"security_profile": 2, "password": PASSWORD, "ca_file": str(pki.ca)},
+        version,
     )
     await csms.wait_connected(STATION_ID, timeout=10)
     info = csms.connection_info(STATION_ID)
@@ -232,7 +298,10 @@ async def test_tls_below_1_2_is_refused(tmp_path: Path, runs: list[Run], pki: Pk
     assert not csms.is_connected(STATION_ID)
 
 
-async def test_profile_3_client_certificate(tmp_path: Path, runs: list[Run], pki: Pki) -> None:
+@VERSIONS
+async def test_profile_3_client_certificate(
+    tmp_path: Path, runs: list[Run], pki: Pki, version: str
+) -> None:
     csms = TestCsms(ssl_context=server_context(pki, client_certs=True), require_client_cert=True)
     await run(
         runs,
@@ -245,6 +314,8 @@ async def test_profile_3_client_certificate(tmp_path: Path, runs: list[Run], pki
             "client_cert": str(pki.client_cert),
             "client_key": str(pki.client_key),
         },
+        version,
     )
     await csms.wait_connected(STATION_ID, timeout=10)
     assert csms.connection_info(STATION_ID)["client_cert_cn"] == STATION_ID
+    assert csms.ocpp_version(STATION_ID) == version

@@ -74,9 +74,11 @@ STOP_REASONS: dict[str, tuple[str, str]] = {
 }
 UNKNOWN_STOP_REASON = ("AbnormalCondition", "Other")
 
-# events.ended(close_trigger=...) -> triggerReason of the Ended
+# events.ended(close_trigger=...) -> triggerReason of the Ended. The core names what closed
+# the transaction with a stop reason (EVDisconnected: the EV left; PowerLoss: the station
+# restarted; Remote, SoftReset, ...); its triggerReason is that reason's (STOP_REASONS).
 CLOSE_TRIGGERS: dict[str, str] = {
-    "EVDisconnected": "EVCommunicationLost",
+    **{reason: trigger for reason, (trigger, _) in STOP_REASONS.items()},
     "EVConnectTimeout": "EVConnectTimeout",
     "Restart": "AbnormalCondition",
 }
