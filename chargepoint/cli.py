@@ -5,18 +5,43 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 
 from chargepoint.config_commands import add_check_config_parser
+from chargepoint.config_reference import add_config_reference_parser
 from chargepoint.demo import add_demo_parser
+from chargepoint.health_command import add_health_parser
 from chargepoint.meter_commands import add_meter_parser, add_simulate_parser
 from chargepoint.meter_demo import add_meter_demo_parser
 from chargepoint.run_command import add_run_parsers
 from chargepoint.testcsms_command import add_test_csms_parser
+from chargepoint.transactions_commands import add_transactions_parser
+from meter.safe_xml import is_safe_xml
+from meter.safe_xml_check import check_xml
 from meter.verification import verify_input
 
 
+def _xml_file(source: str) -> Path | None:
+    path = Path(source).expanduser()
+    try:
+        with path.open("rb") as f:
+            return path if is_safe_xml(f.read(64)) else None
+    except OSError:
+        return None
+
+
 def run_verify(args: argparse.Namespace) -> int:
-    outcome = verify_input(args.source, args.public_key)
+    keys: list[str] = args.public_key or []
+    xml = _xml_file(args.source) if not args.source.lstrip().startswith("OCMF|") else None
+    if xml is not None:
+        result = check_xml(xml, keys)
+        for line in result.lines:
+            print(line)
+        return 0 if result.ok else 1
+    if len(keys) != 1:
+        print("not verified: give the meter's public key once with --public-key")
+        return 2
+    outcome = verify_input(args.source, keys[0])
     for line in outcome.lines:
         print(line)
     return 0 if outcome.ok else 1
@@ -32,13 +57,25 @@ def build_parser() -> argparse.ArgumentParser:
     add_demo_parser(sub)
     add_run_parsers(sub)
     add_check_config_parser(sub)
+    add_config_reference_parser(sub)
+    add_health_parser(sub)
     add_test_csms_parser(sub)
     add_meter_demo_parser(sub)
     add_simulate_parser(sub)
     add_meter_parser(sub)
+    add_transactions_parser(sub)
     v = sub.add_parser("verify", help="verify signed OCMF records against a meter's public key")
-    v.add_argument("source", help="an OCMF string, or a file holding one record per line")
-    v.add_argument("--public-key", required=True, help="the meter's public key: hex or a file")
+    v.add_argument(
+        "source",
+        help="an OCMF string, a file holding one record per line, or an exported "
+        "S.A.F.E./Chargy XML file (every session in it is checked as a Begin/End pair)",
+    )
+    v.add_argument(
+        "--public-key",
+        action="append",
+        help="the meter's public key: hex or a file (for XML: the keys you trust, repeatable; "
+        "without one the key in the file is used and the result says so)",
+    )
     v.set_defaults(func=run_verify)
     return parser
 

@@ -63,6 +63,7 @@ __all__ = [
     "MeterRef",
     "OcppSettings",
     "SecretRef",
+    "ShutdownConfig",
     "SimulatorSettings",
     "StationConfig",
     "StationInfo",
@@ -379,6 +380,18 @@ class MeterRef(_Model):
     bus: str = Field(min_length=1)
     unit: StrictInt = Field(default=42, ge=1, le=247)
     public_key: str | None = None
+    # "station-test": TEST MODE for a meter that cannot sign; the station signs the meter's
+    # readings with its own key (kept in the state dir). NOT calibration-law compliant, and
+    # every record, export and verification says so.
+    signing: Literal["meter", "station-test"] = "meter"
+
+    @model_validator(mode="after")
+    def _test_signing_has_no_meter_key(self) -> MeterRef:
+        if self.signing == "station-test" and self.public_key is not None:
+            raise ValueError(
+                "signing: station-test signs with the station's own key; remove public_key"
+            )
+        return self
 
     @field_validator("public_key")
     @classmethod
@@ -589,14 +602,57 @@ class ControlConfig(_Model):
 
 
 class LoggingConfig(_Model):
-    level: Literal["debug", "info", "warning", "error"] = "info"
-    format: Literal["plain", "json"] = "plain"
+    """The daemon's log, written to stderr (the journal under systemd)."""
+
+    level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info", description="the least severe level written"
+    )
+    format: Literal["plain", "json"] = Field(
+        default="plain",
+        description="`plain`: one line per event (time, level, logger, message); `json`: one "
+        "JSON object per line (time, level, logger, message, exception)",
+    )
+    journal: Literal["auto", "always", "never"] = Field(
+        default="auto",
+        description="systemd journal mode: each line starts with its syslog level (`<3>` error "
+        "... `<7>` debug, sd-daemon(3)) and carries no time, which the journal adds. `auto`: "
+        "when stderr is the journal (JOURNAL_STREAM names it, as under systemd)",
+    )
+
+
+class ShutdownConfig(_Model):
+    """What the daemon does when it is asked to stop (SIGTERM or SIGINT: `systemctl stop` or
+    `restart`, `docker stop`)."""
+
+    end_sessions: StrictBool = Field(
+        default=False,
+        description="`false`: open sessions stay open on the meter and in the store (the meter "
+        "keeps counting); the next start takes their signed turn-off. `true`: every session "
+        "is ended now with its signed turn-off (reason Reboot) and its end message is sent "
+        "before the daemon exits",
+    )
+    grace_period: StrictFloat = Field(
+        default=15.0,
+        ge=0,
+        description="seconds a meter operation in flight (a snapshot being signed, a session "
+        "being stored) gets to finish before the daemon stops; what has not finished by then "
+        "is resumed at the next start like after a power loss",
+    )
+    flush_timeout: StrictFloat = Field(
+        default=10.0,
+        ge=0,
+        description="with `end_sessions: true`: seconds to deliver the queued messages to the "
+        "CSMS before exiting; what is left stays in the store and is sent after the next start",
+    )
 
 
 class StoreConfig(_Model):
     """Where the station keeps its SQLite store and the simulated meters' keys and state."""
 
     state_dir: Path = Path("/var/lib/chargepoint")
+    # Sessions (their signed records) are kept at least this long after they closed; the
+    # German calibration law's retention for billing proofs is the common choice of 6 years.
+    retention_years: int = Field(default=6, ge=1, le=100)
 
 
 class StationConfig(_Model):
@@ -611,6 +667,7 @@ class StationConfig(_Model):
     ocpp: OcppSettings = OcppSettings()
     control: ControlConfig = ControlConfig()
     logging: LoggingConfig = LoggingConfig()
+    shutdown: ShutdownConfig = ShutdownConfig()
     store: StoreConfig = StoreConfig()
 
     @model_validator(mode="after")

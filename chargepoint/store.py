@@ -37,7 +37,7 @@ import sqlite3
 import tempfile
 import threading
 import urllib.parse
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
@@ -152,6 +152,30 @@ class OutboxMessage:
     last_error: str | None
     sent_at: str | None
     response: dict[str, Any] | None = None  # the CSMS's answer, once sent
+
+
+@dataclass(frozen=True)
+class ProofRow:
+    """What a session's signed records prove (see meter.session_proof)."""
+
+    local_id: int
+    status: str  # verified | failed | unsigned
+    reason: str
+    energy_wh: int | None
+    checked_at: str
+
+
+@dataclass(frozen=True)
+class MeterKeyRow:
+    """A meter key pinned for a connector; `replaced_at` is set when another meter took over."""
+
+    id: int
+    connector_id: int
+    meter_serial: str
+    public_key_hex: str
+    pinned_at: str
+    how: str  # "first contact", "configured", "replaced by the operator"
+    replaced_at: str | None
 
 
 @dataclass(frozen=True)
@@ -449,8 +473,51 @@ def _migrate_to_2(conn: sqlite3.Connection) -> None:
         conn.execute(statement)
 
 
+# Version 3: what each session proves (its verification, derived from the records and kept
+# beside them, never in place of them) and the history of the meter keys pinned per connector.
+_SCHEMA_V3 = (
+    """
+    CREATE TABLE session_proofs (
+        local_id INTEGER PRIMARY KEY NOT NULL REFERENCES transactions (local_id)
+            ON DELETE CASCADE,
+        status TEXT NOT NULL CHECK (status IN ('verified', 'failed', 'unsigned')),
+        reason TEXT NOT NULL,
+        energy_wh INTEGER,
+        checked_at TEXT NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE meter_keys (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        connector_id INTEGER NOT NULL,
+        meter_serial TEXT NOT NULL,
+        public_key_hex TEXT NOT NULL,
+        pinned_at TEXT NOT NULL,
+        how TEXT NOT NULL,
+        replaced_at TEXT
+    )
+    """,
+    """
+    CREATE UNIQUE INDEX meter_keys_current ON meter_keys (connector_id)
+        WHERE replaced_at IS NULL
+    """,
+    """
+    CREATE TRIGGER meter_keys_never_rewritten
+    BEFORE UPDATE OF connector_id, meter_serial, public_key_hex, pinned_at, how ON meter_keys
+    BEGIN
+        SELECT RAISE(ABORT, 'a pinned meter key is never rewritten');
+    END
+    """,
+)
+
+
+def _migrate_to_3(conn: sqlite3.Connection) -> None:
+    for statement in _SCHEMA_V3:
+        conn.execute(statement)
+
+
 # MIGRATIONS[n - 1] brings a file from version n-1 to n; a new file runs all of them.
-MIGRATIONS: tuple[Migration, ...] = (_migrate_to_1, _migrate_to_2)
+MIGRATIONS: tuple[Migration, ...] = (_migrate_to_1, _migrate_to_2, _migrate_to_3)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -1136,6 +1203,154 @@ class Store:
 
         return self._read(read)
 
+    def transactions_between(
+        self,
+        since: str | None = None,
+        until: str | None = None,
+        connector_id: int | None = None,
+        local_ids: Sequence[int] | None = None,
+        batch: int = 1000,
+    ) -> Iterator[TransactionRow]:
+        """Transactions oldest first, read in batches (exports of many sessions stay small
+        in memory). `since`/`until` compare with `opened_at` as text."""
+        where: list[str] = ["local_id > ?"]
+        args: list[Any] = []
+        if since is not None:
+            where.append("opened_at >= ?")
+            args.append(since)
+        if until is not None:
+            where.append("opened_at < ?")
+            args.append(until)
+        if connector_id is not None:
+            where.append("connector_id = ?")
+            args.append(connector_id)
+        if local_ids is not None:
+            ids = sorted(set(local_ids))
+            where.append(f"local_id IN ({', '.join('?' * len(ids))})")
+            args.extend(ids)
+        sql = (
+            f"SELECT {_TX_COLUMNS} FROM transactions WHERE {' AND '.join(where)}"
+            " ORDER BY local_id LIMIT ?"
+        )
+        last = 0
+
+        def read_after(conn: sqlite3.Connection) -> list[Any]:
+            return list(conn.execute(sql, [last, *args, batch]).fetchall())
+
+        while True:
+            rows = self._read(read_after)
+            for row in rows:
+                yield _tx_row(row)
+            if len(rows) < batch:
+                return
+            last = int(rows[-1][0])
+
+    # ---- what sessions prove ----
+
+    def put_proof(self, local_id: int, status: str, reason: str, energy_wh: int | None) -> None:
+        """Record (or refresh) a session's verification; the session itself is untouched."""
+        self.put_proofs([(local_id, status, reason, energy_wh)])
+
+    def put_proofs(self, proofs: Sequence[tuple[int, str, str, int | None]]) -> None:
+        """Several sessions' verifications (local_id, status, reason, energy_wh), one write."""
+        now = utc_now()
+
+        def write(conn: sqlite3.Connection) -> None:
+            conn.executemany(
+                "INSERT INTO session_proofs (local_id, status, reason, energy_wh, checked_at)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (local_id) DO UPDATE SET"
+                " status = excluded.status, reason = excluded.reason,"
+                " energy_wh = excluded.energy_wh, checked_at = excluded.checked_at",
+                [(*p, now) for p in proofs],
+            )
+
+        self._write(write)
+
+    def proof(self, local_id: int) -> ProofRow | None:
+        def read(conn: sqlite3.Connection) -> ProofRow | None:
+            row = conn.execute(
+                "SELECT local_id, status, reason, energy_wh, checked_at FROM session_proofs"
+                " WHERE local_id = ?",
+                (local_id,),
+            ).fetchone()
+            return ProofRow(*row) if row is not None else None
+
+        return self._read(read)
+
+    # ---- pinned meter keys ----
+
+    def pin_meter_key(
+        self, connector_id: int, meter_serial: str, public_key_hex: str, how: str
+    ) -> MeterKeyRow:
+        """Make `public_key_hex` the connector's pinned key; the one before is kept as
+        replaced (history). Pinning the current key again changes nothing."""
+
+        def write(conn: sqlite3.Connection) -> None:
+            current = conn.execute(
+                "SELECT public_key_hex FROM meter_keys WHERE connector_id = ?"
+                " AND replaced_at IS NULL",
+                (connector_id,),
+            ).fetchone()
+            if current is not None and current[0] == public_key_hex:
+                return
+            now = utc_now()
+            conn.execute(
+                "UPDATE meter_keys SET replaced_at = ? WHERE connector_id = ?"
+                " AND replaced_at IS NULL",
+                (now, connector_id),
+            )
+            conn.execute(
+                "INSERT INTO meter_keys (connector_id, meter_serial, public_key_hex, pinned_at,"
+                " how) VALUES (?, ?, ?, ?, ?)",
+                (connector_id, meter_serial, public_key_hex, now, how),
+            )
+
+        self._write(write)
+        history = self.meter_keys(connector_id)
+        return history[-1]
+
+    def meter_keys(self, connector_id: int | None = None) -> list[MeterKeyRow]:
+        """Pinned keys, oldest first (per connector when given)."""
+
+        def read(conn: sqlite3.Connection) -> list[MeterKeyRow]:
+            sql = (
+                "SELECT id, connector_id, meter_serial, public_key_hex, pinned_at, how,"
+                " replaced_at FROM meter_keys"
+            )
+            args: list[Any] = []
+            if connector_id is not None:
+                sql += " WHERE connector_id = ?"
+                args.append(connector_id)
+            return [MeterKeyRow(*r) for r in conn.execute(sql + " ORDER BY id", args)]
+
+        return self._read(read)
+
+    # ---- retention ----
+
+    def prune(self, closed_before: str) -> list[int]:
+        """Remove sessions closed before `closed_before` whose messages all reached the CSMS
+        (none pending, none flagged); return their local ids. Open sessions, sessions with
+        a message still waiting or flagged, and everything newer are kept."""
+        _check_timestamp("closed_before", closed_before)
+
+        def write(conn: sqlite3.Connection) -> list[int]:
+            ids = [
+                int(r[0])
+                for r in conn.execute(
+                    "SELECT local_id FROM transactions t WHERE closed_at IS NOT NULL"
+                    " AND closed_at < ? AND NOT EXISTS (SELECT 1 FROM outbox o"
+                    " WHERE o.local_tx_id = t.local_id AND o.status <> 'sent')",
+                    (closed_before,),
+                )
+            ]
+            for local_id in ids:
+                conn.execute("DELETE FROM outbox WHERE local_tx_id = ?", (local_id,))
+                conn.execute("DELETE FROM session_proofs WHERE local_id = ?", (local_id,))
+                conn.execute("DELETE FROM transactions WHERE local_id = ?", (local_id,))
+            return ids
+
+        return self._write(write)
+
     # ---- outbox ----
 
     def enqueue(self, kind: str, data: dict[str, Any], local_tx_id: int | None = None) -> int:
@@ -1530,6 +1745,47 @@ class AsyncStore:
         self, limit: int = 100, since: str | None = None, connector_id: int | None = None
     ) -> list[TransactionRow]:
         return await self._run(self._store.transactions, limit, since, connector_id)
+
+    async def put_proof(
+        self, local_id: int, status: str, reason: str, energy_wh: int | None
+    ) -> None:
+        await self._run(self._store.put_proof, local_id, status, reason, energy_wh)
+
+    async def put_proofs(self, proofs: Sequence[tuple[int, str, str, int | None]]) -> None:
+        await self._run(self._store.put_proofs, proofs)
+
+    async def proof(self, local_id: int) -> ProofRow | None:
+        return await self._run(self._store.proof, local_id)
+
+    async def prune(self, closed_before: str) -> list[int]:
+        return await self._run(self._store.prune, closed_before)
+
+    async def transactions_between(
+        self,
+        since: str | None = None,
+        until: str | None = None,
+        connector_id: int | None = None,
+        local_ids: Sequence[int] | None = None,
+        batch: int = 1000,
+    ) -> list[TransactionRow]:
+        """All of them at once (the synchronous Store streams them)."""
+
+        def collect() -> list[TransactionRow]:
+            return list(
+                self._store.transactions_between(since, until, connector_id, local_ids, batch)
+            )
+
+        return await self._run(collect)
+
+    async def pin_meter_key(
+        self, connector_id: int, meter_serial: str, public_key_hex: str, how: str
+    ) -> MeterKeyRow:
+        return await self._run(
+            self._store.pin_meter_key, connector_id, meter_serial, public_key_hex, how
+        )
+
+    async def meter_keys(self, connector_id: int | None = None) -> list[MeterKeyRow]:
+        return await self._run(self._store.meter_keys, connector_id)
 
     # ---- outbox ----
 

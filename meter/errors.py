@@ -192,6 +192,17 @@ class MetadataRefused(MeterError, ValueError):
     action = Action.REFUSED
 
 
+class MeterSerialChanged(MeterError):
+    """The meter answers with another serial (MA1) than the one its key was pinned with."""
+
+    action = Action.FAULT
+
+    def __init__(self, pinned: str, actual: str) -> None:
+        self.pinned = pinned
+        self.actual = actual
+        super().__init__(f"meter serial {actual!r} differs from the pinned meter {pinned!r}")
+
+
 class PublicKeyMismatch(MeterError):
     """The meter shows a public key other than the pinned one (swapped or tampered meter)."""
 

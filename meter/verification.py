@@ -7,6 +7,7 @@ from pathlib import Path
 
 from meter.keys import PublicKeyInfo, load_public_key
 from meter.ocmf import OcmfFormatError, OcmfReading, OcmfRecord, parse_ocmf, verify_ocmf
+from meter.station_signer import TEST_MARKER, is_test_signature
 
 MAX_INPUT_FILE = 16 * 1024 * 1024
 
@@ -96,6 +97,8 @@ def _check_record(text: str, key: PublicKeyInfo, label: str) -> tuple[bool, str]
         ]
         return False, f"signature valid but not billable: {label}{'; '.join(problems)}"
     line = f"verified: {label}{_describe(record, key)}"
+    if is_test_signature(record):
+        line += f" -- TEST signature by the station, {TEST_MARKER}"
     if result.warnings:
         line += f" (warning: {'; '.join(result.warnings)})"
     return True, line

@@ -35,6 +35,7 @@ def station_yaml(
     csms: dict[str, Any] | None = None,
     public_keys: dict[int, str] | None = None,
     ev: dict[str, Any] | None = None,
+    meter_options: dict[int, dict[str, Any]] | None = None,
 ) -> Path:
     """A station on the embedded simulator, fast enough for tests. `ev` overrides the
     simulated EV of every connector (power_w, plug_in_delay)."""
@@ -57,6 +58,7 @@ def station_yaml(
                     "bus": "sim",
                     "unit": 41 + n,
                     **({"public_key": public_keys[n]} if public_keys and n in public_keys else {}),
+                    **((meter_options or {}).get(n, {})),
                 },
                 "ev": {"power_w": 200000, "plug_in_delay": 0.05, **(ev or {})},
             }

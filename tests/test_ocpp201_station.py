@@ -333,3 +333,89 @@ async def test_a_restart_closes_a_transaction_whose_charging_had_ended(env: Env)
     assert ended["triggerReason"] == "AbnormalCondition"
     assert ended["transactionInfo"]["stoppedReason"] == "Remote"
     check_signed_pair(session, key, "AFTER-1")
+
+
+async def test_a_stop_while_the_begin_is_being_stored_ends_before_any_load(env: Env) -> None:
+    daemon = await env.start()
+    station = daemon.station
+    assert station is not None
+    await set_variables(env, ("TxCtrlr", "TxStartPoint", "Authorized"))
+    store_begin = station.store.begin_transaction
+    storing = asyncio.Event()
+
+    async def slow_begin(*args: Any, **kwargs: Any) -> None:
+        storing.set()
+        await asyncio.sleep(0.5)  # a slow flash write
+        await store_begin(*args, **kwargs)
+
+    station.store.begin_transaction = slow_begin  # type: ignore[method-assign]
+    await env.view.remote_start(1, "RACE-2")
+    started = await env.view.wait_started()
+    await asyncio.wait_for(storing.wait(), 10)
+    assert await env.view.remote_stop(started.tx_id) == "Accepted"
+    session = await env.view.wait_ended()
+    assert session.reason == "Remote"
+    c = station.connectors[1]
+    assert c.tx is None and not c.load_released
+    check_signed_pair(session, await env.view.meter_key(1), "RACE-2")
+
+
+async def test_the_same_card_cancels_a_start_still_waiting_for_the_ev(env: Env) -> None:
+    await env.start(ev={"plug_in_delay": 30.0}, ocpp={"connection_time_out": 20})
+    await set_variables(env, ("TxCtrlr", "TxStartPoint", "Authorized"))
+    code, _ = await env.control("POST", "/id-tag", {"id_tag": "CARD-1", "connector": 1})
+    assert code == 200
+    await env.view.wait_started()
+    code, body = await env.control("POST", "/id-tag", {"id_tag": "CARD-1"})
+    assert code == 200 and "stopping" in body["result"]
+    session = await env.view.wait_ended(timeout=3)  # at once, not after the timeout
+    ended = session.payloads[-1]
+    assert ended["transactionInfo"]["stoppedReason"] == "Local"
+    assert ended["idToken"]["idToken"] == "CARD-1" and session.signed == {}
+
+
+async def test_an_ev_leaving_while_its_transaction_opens_closes_it(env: Env) -> None:
+    daemon = await env.start()
+    station = daemon.station
+    assert station is not None
+    await set_variables(env, ("TxCtrlr", "TxStartPoint", "EVConnected"))
+    store_open = station.store.open_transaction
+
+    async def slow_open(*args: Any, **kwargs: Any) -> int:
+        await asyncio.sleep(0.3)
+        return await store_open(*args, **kwargs)
+
+    station.store.open_transaction = slow_open  # type: ignore[method-assign]
+    await env.control("POST", "/connectors/1/plug")
+    await asyncio.sleep(0.05)
+    await env.control("POST", "/connectors/1/unplug")
+    session = await env.view.wait_ended()
+    assert session.reason == "EVDisconnected"
+    assert station.connectors[1].tx is None and not station.busy()
+
+
+async def test_a_reset_abandons_a_start_still_waiting_for_the_ev_at_once(env: Env) -> None:
+    await env.start(ev={"plug_in_delay": 30.0}, ocpp={"connection_time_out": 30})
+    await set_variables(env, ("TxCtrlr", "TxStartPoint", "Authorized"))
+    await env.view.remote_start(1, "RST-1")
+    await env.view.wait_started()
+    boots = len(env.csms.messages("BootNotification"))
+    assert await env.view.reset("Immediate") == "Accepted"
+    session = await env.view.wait_ended(timeout=5)
+    ended = session.payloads[-1]
+    assert ended["triggerReason"] == "ResetCommand"
+    assert ended["transactionInfo"]["stoppedReason"] == "ImmediateReset"
+    await wait_until(
+        lambda: len(env.csms.messages("BootNotification")) > boots, timeout=10, what="reboot"
+    )
+
+
+async def test_the_id_token_type_of_a_remote_start_is_kept(env: Env) -> None:
+    await env.start()
+    answer = await env.view.call(
+        "RequestStartTransaction",
+        {"idToken": {"idToken": "EMAID-DE8AA1", "type": "eMAID"}, "remoteStartId": 9},
+    )
+    assert answer["status"] == "Accepted"
+    started = await env.view.wait_started()
+    assert started.payloads[0]["idToken"] == {"idToken": "EMAID-DE8AA1", "type": "eMAID"}

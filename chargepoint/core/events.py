@@ -77,6 +77,7 @@ def started(
     offline: bool = False,
     sign_started: bool | None = None,
     public_key_mode: str | None = None,
+    id_token_type: str | None = None,
 ) -> dict[str, Any]:
     """The transaction opened. `trigger` is how it was authorized ("Authorized" at the
     station, "RemoteStart" from the CSMS, "" when not yet authorized); `start_point` which
@@ -99,11 +100,18 @@ def started(
         "offline": offline,
         "sign_started": sign_started,
         "public_key_mode": public_key_mode,
+        "id_token_type": id_token_type,
     }
 
 
 def authorized(
-    *, connector_id: int, id_tag: str, timestamp: str, trigger: str, offline: bool = False
+    *,
+    connector_id: int,
+    id_tag: str,
+    timestamp: str,
+    trigger: str,
+    offline: bool = False,
+    id_token_type: str | None = None,
 ) -> dict[str, Any]:
     """The id token of a transaction that opened without one (start point EVConnected)."""
     return {
@@ -112,6 +120,7 @@ def authorized(
         "timestamp": timestamp,
         "trigger": trigger,
         "offline": offline,
+        "id_token_type": id_token_type,
     }
 
 
@@ -144,6 +153,7 @@ def begin_signed(
     samples: list[Sample],
     opened_earlier: bool = False,
     offline: bool = False,
+    public_key_mode: str | None = None,
 ) -> dict[str, Any]:
     """The values at the start (StartTxnSampledData), the signed Begin value among them when
     SampledDataSignStartedReadings is set. `opened_earlier`: the transaction opened before
@@ -155,6 +165,7 @@ def begin_signed(
         "samples": [dict(s) for s in samples],
         "opened_earlier": opened_earlier,
         "offline": offline,
+        "public_key_mode": public_key_mode,
     }
 
 

@@ -16,6 +16,7 @@ from meter.link import parse_link_url
 from meter.loopback import free_port
 from meter.sim_device import SimulatedBsm, SimulatorConfig
 from meter.sim_server import SimulatedBus
+from meter.station_signer import StationSignedMeter
 from meter.wiretime import LineSettings
 
 log = logging.getLogger("chargepoint.meters")
@@ -95,12 +96,32 @@ class MeterFleet:
             own_sim: SimulatedBsm | None = next(
                 (s for c, s in sims_by_bus.get(conn.meter.bus, []) if c.id == conn.id), None
             )
-            driver = BsmWs36a(bus, unit=conn.meter.unit, pinned_key=key, timeouts=MeterTimeouts())
+            driver: BsmWs36a
+            if conn.meter.signing == "station-test":
+                folder = self.state_dir / "test-signer"
+                driver = StationSignedMeter(
+                    bus,
+                    conn.meter.unit,
+                    key_file=folder / f"connector-{conn.id}.key",
+                    state_file=folder / f"connector-{conn.id}.json",
+                    timeouts=MeterTimeouts(),
+                )
+                log.warning(
+                    "connector %d: TEST MODE: the station signs the meter's readings with its "
+                    "own key; these sessions are NOT calibration-law compliant",
+                    conn.id,
+                )
+            else:
+                driver = BsmWs36a(
+                    bus, unit=conn.meter.unit, pinned_key=key, timeouts=MeterTimeouts()
+                )
             self.meters[conn.id] = ConnectorMeter(conn.id, driver, key, own_sim)
 
     async def pin_keys(self, store: AsyncStore) -> None:
         """Pin each meter's key: the configured one, else the one seen at commissioning."""
         for cid, m in self.meters.items():
+            if isinstance(m.driver, StationSignedMeter):
+                continue  # its own key, from its key file
             setting = f"meter.{cid}.public_key"
             stored = await store.get_setting(setting)
             if m.configured_key is not None:

@@ -30,10 +30,11 @@ from chargepoint.core.status import (
     ErrorCode,
     StatusReport,
 )
+from chargepoint.session_proofs import record_proof
 from chargepoint.store import AsyncStore, StoreError, TransactionRow, utc_now
 from chargepoint.tasks import cancel_and_wait
 from meter.bsm_driver import EnergyReading
-from meter.errors import Action, MeterError, SnapshotIncomplete
+from meter.errors import Action, MeterError, MeterSerialChanged, SnapshotIncomplete
 from meter.keys import PublicKeyInfo
 from meter.snapshot import SignedSnapshot, SnapshotKind
 
@@ -119,6 +120,7 @@ class Connector:
     tx: ActiveTransaction | None = None
     # a stop asked for while the start is still waiting (for the EV or the meter)
     abort_reason: StopReason | None = None
+    abort_id_tag: str | None = None
     abort_event: asyncio.Event = field(default_factory=asyncio.Event)
     last_energy_wh: int | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -144,6 +146,7 @@ class _Start:
     trigger: str  # "Authorized" at the station, "RemoteStart" from the CSMS
     parent_id_tag: str | None
     remote_start_id: int | None
+    token_type: str | None = None  # the id token's type when the CSMS named one (2.0.1)
 
 
 @dataclass(frozen=True)
@@ -190,6 +193,8 @@ class Station:
         self._ready = asyncio.Event()
         self.resetting = False
         self._next_sample = 0.0
+        self._key_recorded: set[int] = set()
+        self._pinned_serial: dict[int, str] = {}  # the serial each pinned key belongs to
 
     # ---- lifecycle ---------------------------------------------------------------------
 
@@ -298,7 +303,9 @@ class Station:
         """TxStartPoint EVConnected: the transaction opens when the cable is plugged in."""
         async with c.lock:
             if c.tx is None and c.plugged and c.pending_id_tag is None:
-                await self._open(c, "", "", events.EV_CONNECTED, None)
+                await self._open(c, events.EV_CONNECTED, None)
+                if not c.plugged:  # the EV left while the transaction was being stored
+                    await self._close_unbegun(c, StopReason.EV_DISCONNECTED)
 
     def unplug(self, connector_id: int) -> None:
         c = self.connector(connector_id)
@@ -335,14 +342,14 @@ class Station:
             if not c.tx.id_tag:
                 continue  # opened when the EV plugged in, waiting for this authorization
             if c.tx.id_tag == id_tag:
-                self._spawn(self._stop(c, StopReason.LOCAL, id_tag), f"stop connector {c.id}")
+                self.stop_transaction(c.id, StopReason.LOCAL, id_tag)
                 return f"stopping session on connector {c.id}"
             if connector_id == c.id:
                 # another card may stop a session only when it shares its parent id tag
                 decision = await self.authorizer.authorize(id_tag, self.is_online())
                 parent = decision.info.parent_id_tag if decision.info else None
                 if decision.accepted and parent and parent == c.tx.parent_id_tag:
-                    self._spawn(self._stop(c, StopReason.LOCAL, id_tag), f"stop connector {c.id}")
+                    self.stop_transaction(c.id, StopReason.LOCAL, id_tag)
                     return f"stopping session on connector {c.id} (same parent id tag)"
                 return f"rejected: {id_tag} may not stop this session"
         free = self._free_connector(connector_id)
@@ -381,19 +388,28 @@ class Station:
     # ---- inputs from the CSMS ----------------------------------------------------------
 
     def remote_start(
-        self, id_tag: str, connector_id: int | None, remote_start_id: int | None = None
+        self,
+        id_tag: str,
+        connector_id: int | None,
+        remote_start_id: int | None = None,
+        token_type: str | None = None,
     ) -> bool:
         c = self._free_connector(connector_id)
         if c is None:
             return False
         c.pending_id_tag = id_tag  # claimed until the start ends
         self._spawn(
-            self._remote_start(c, id_tag, remote_start_id), f"remote start connector {c.id}"
+            self._remote_start(c, id_tag, remote_start_id, token_type),
+            f"remote start connector {c.id}",
         )
         return True
 
     async def _remote_start(
-        self, c: Connector, id_tag: str, remote_start_id: int | None = None
+        self,
+        c: Connector,
+        id_tag: str,
+        remote_start_id: int | None = None,
+        token_type: str | None = None,
     ) -> None:
         try:
             decision: Decision = await self.authorizer.authorize_remote(id_tag, self.is_online())
@@ -405,7 +421,7 @@ class Station:
             self._release_claim(c)
             return
         parent = decision.info.parent_id_tag if decision.info else None
-        await self._start(c, id_tag, "RemoteStart", parent, remote_start_id)
+        await self._start(c, id_tag, "RemoteStart", parent, remote_start_id, token_type)
 
     def open_local_id(self, connector_id: int) -> int | None:
         """The local id of the transaction open on a connector, if any."""
@@ -433,6 +449,7 @@ class Station:
         if c.tx.begin is None and c.lock.locked():
             # the start is still waiting for the EV or the meter: it closes the transaction
             c.abort_reason = reason
+            c.abort_id_tag = id_tag
             c.abort_event.set()
             return True
         self._spawn(self._stop(c, reason, id_tag), f"stop connector {c.id}")
@@ -576,6 +593,7 @@ class Station:
         trigger: str,
         parent_id_tag: str | None = None,
         remote_start_id: int | None = None,
+        token_type: str | None = None,
     ) -> None:
         """Run a claimed connector's start (its pending_id_tag is set by the caller).
 
@@ -585,31 +603,33 @@ class Station:
         billed, when the start does not get that far."""
         async with c.lock:
             c.pending_id_tag = id_tag
-            c.abort_reason = None
-            c.abort_event.clear()
-            start = _Start(id_tag, trigger, parent_id_tag, remote_start_id)
+            start = _Start(id_tag, trigger, parent_id_tag, remote_start_id, token_type)
             try:
                 if c.tx is not None and (c.tx.begin is not None or c.tx.id_tag):
                     return
-                if not c.operative or c.status is S.FAULTED:
+                if not c.operative or c.status is S.FAULTED or self.resetting:
                     return
                 points = self.tx_points().start
                 if c.tx is not None:
                     await self._authorize_open(c, start)
                 elif events.AUTHORIZED in points:
-                    await self._open(c, id_tag, trigger, events.AUTHORIZED, remote_start_id)
+                    await self._open(c, events.AUTHORIZED, start)
                 if not await self._wait_for_ev(c):
-                    await self._close_unbegun(c, c.abort_reason or StopReason.TIMEOUT)
+                    reason = c.abort_reason or (
+                        StopReason.SOFT_RESET if self.resetting else StopReason.TIMEOUT
+                    )
+                    await self._close_unbegun(c, reason, c.abort_id_tag)
                     return
                 if c.tx is None and events.EV_CONNECTED in points:
-                    await self._open(c, id_tag, trigger, events.EV_CONNECTED, remote_start_id)
+                    await self._open(c, events.EV_CONNECTED, start)
                 if c.status is not S.PREPARING:
                     c.sm.go(S.PREPARING)
                 await self._begin(c, start)
                 if c.tx is not None and c.tx.begin is None:
-                    await self._close_unbegun(c, self._abandon_reason(c))
+                    await self._close_unbegun(c, self._abandon_reason(c), c.abort_id_tag)
             finally:
                 c.abort_reason = None
+                c.abort_id_tag = None
                 c.abort_event.clear()
                 self._release_claim(c)
 
@@ -623,15 +643,10 @@ class Station:
             return StopReason.EV_DISCONNECTED
         return StopReason.OTHER
 
-    async def _open(
-        self,
-        c: Connector,
-        id_tag: str,
-        trigger: str,
-        start_point: str,
-        remote_start_id: int | None,
-    ) -> None:
-        """Open a transaction before the meter signs (start point EVConnected/Authorized)."""
+    async def _open(self, c: Connector, start_point: str, start: _Start | None) -> None:
+        """Open a transaction before the meter signs (start point EVConnected/Authorized);
+        `start` is None when nobody is authorized yet (the EV plugged in)."""
+        id_tag = start.id_tag if start is not None else ""
         opened_at = utc_now()
         local_id = await self.store.open_transaction(
             connector_id=c.id,
@@ -648,11 +663,14 @@ class Station:
                         timestamp=opened_at,
                         meter_start_wh=None,
                         begin=None,
-                        trigger=trigger,
+                        trigger=start.trigger if start is not None else "",
                         start_point=start_point,
-                        remote_start_id=remote_start_id,
+                        remote_start_id=start.remote_start_id if start is not None else None,
                         plugged=c.plugged,
                         offline=not self.is_online(),
+                        sign_started=self.settings.flag("SampledDataSignStartedReadings"),
+                        public_key_mode=self.settings.raw("PublicKeyWithSignedMeterValue"),
+                        id_token_type=start.token_type if start is not None else None,
                     ),
                 )
             ],
@@ -684,6 +702,7 @@ class Station:
                         timestamp=now,
                         trigger=start.trigger,
                         offline=not self.is_online(),
+                        id_token_type=start.token_type,
                     ),
                 )
             ],
@@ -727,6 +746,7 @@ class Station:
             ],
         )
         c.tx = None
+        self._prove(tx.local_id)
         log.info(
             "connector %d: transaction %d closed before charging (%s), nothing billed",
             c.id,
@@ -751,7 +771,7 @@ class Station:
             await asyncio.wait({plugged, aborted}, timeout=timeout, return_when="FIRST_COMPLETED")
         finally:
             await cancel_and_wait([plugged, aborted])
-        if c.plugged and c.abort_reason is None:
+        if c.plugged and c.abort_reason is None and not self.resetting:
             return True
         if c.abort_reason is not None:
             log.info("connector %d: start abandoned (%s)", c.id, c.abort_reason)
@@ -765,10 +785,13 @@ class Station:
         """No key configured nor pinned yet: pin the one the meter shows (commissioning)."""
         driver = c.meter.driver
         if driver.pinned_key is not None:
+            if c.id not in self._key_recorded:  # the key history knows the configured key
+                await self._record_key(c, driver.pinned_key.der_hex, "configured")
             return
         key = await driver.public_key()
         driver.pinned_key = key
         await self.store.set_setting(f"meter.{c.id}.public_key", key.der_hex)
+        await self._record_key(c, key.der_hex, "first contact")
         log.warning(
             "connector %d: pinned the meter's public key ...%s at first contact; compare it "
             "with the key on the meter's label",
@@ -776,11 +799,21 @@ class Station:
             key.der_hex[-16:],
         )
 
+    async def _record_key(self, c: Connector, key_hex: str, how: str) -> None:
+        identity = c.meter.driver.cached_identity
+        serial = identity.meter_address if identity is not None else ""
+        row = await self.store.pin_meter_key(c.id, serial, key_hex, how)
+        self._pinned_serial[c.id] = row.meter_serial
+        self._key_recorded.add(c.id)
+
     async def meter_ready(self, c: Connector) -> PublicKeyInfo:
         """Fail with a MeterError unless this meter may sign billable values now."""
         await self.pin_key(c)
         key = await c.meter.driver.check_ready()
-        await c.meter.driver.ensure_identity()
+        identity = await c.meter.driver.ensure_identity()
+        pinned = self._pinned_serial.get(c.id, "")
+        if pinned and identity.meter_address != pinned:
+            raise MeterSerialChanged(pinned, identity.meter_address)
         return key
 
     def _meter_fault(self, c: Connector, exc: MeterError) -> None:
@@ -867,9 +900,61 @@ class Station:
                         samples=samples,
                         opened_earlier=c.tx is not None,
                         offline=offline,
+                        public_key_mode=self.settings.raw("PublicKeyWithSignedMeterValue"),
                     ),
                 )
             )
+        try:
+            tx = await self._store_begin(c, snap, key, signed_at, begin, begin_values, start)
+        except StoreError as exc:
+            # the signed turn-on is on the meter only: switch it off, nothing is billed
+            log.error("connector %d: storing the signed Begin failed: %s", c.id, exc)
+            self._spawn(self._close_orphan_turn_on(c), f"close turn-on connector {c.id}")
+            c.sm.go(self._idle_status(c))
+            return
+        local_id = tx.local_id
+        tx.begin = begin
+        tx.begin_rcnt = snap.fields.rcnt
+        tx.begin_ma1 = snap.fields.ma1_text
+        tx.parent_id_tag = tx.parent_id_tag or start.parent_id_tag
+        c.last_energy_wh = meter_start
+        log.info(
+            "connector %d: session %d started for %s, meter start %d Wh (T%d)",
+            c.id,
+            local_id,
+            id_tag,
+            meter_start,
+            snap.fields.rcnt,
+        )
+        self.outbox_changed()
+        unfit = self._unfit_to_start(c)
+        if unfit is not None:
+            # something happened while the Begin was being stored: end it before any load
+            log.warning(
+                "connector %d: session %d ends before the load is released: %s",
+                c.id,
+                local_id,
+                unfit,
+            )
+            await self._end_charging(c, tx, self._abandon_reason(c), c.abort_id_tag, False)
+            return
+        self._set_power(c, True)  # only now: the begin value is signed and stored
+        c.sm.go(S.CHARGING)
+
+    async def _store_begin(
+        self,
+        c: Connector,
+        snap: SignedSnapshot,
+        key: PublicKeyInfo,
+        signed_at: str,
+        begin: events.SignedValue,
+        begin_values: list[tuple[str, dict[str, Any]]],
+        start: _Start,
+    ) -> ActiveTransaction:
+        """The signed Begin and its messages into the store, in one SQL transaction."""
+        meter_start = begin["energy_wh"]
+        id_tag = start.id_tag
+        offline = not self.is_online()
         if c.tx is not None:
             local_id = c.tx.local_id
             await self.store.begin_transaction(
@@ -898,6 +983,7 @@ class Station:
                 offline=offline,
                 sign_started=self.settings.flag("SampledDataSignStartedReadings"),
                 public_key_mode=self.settings.raw("PublicKeyWithSignedMeterValue"),
+                id_token_type=start.token_type,
             )
             local_id = await self.store.start_transaction(
                 connector_id=c.id,
@@ -913,22 +999,7 @@ class Station:
             )
             tx = ActiveTransaction(local_id, id_tag, signed_at)
             c.tx = tx
-        tx.begin = begin
-        tx.begin_rcnt = snap.fields.rcnt
-        tx.begin_ma1 = snap.fields.ma1_text
-        tx.parent_id_tag = tx.parent_id_tag or start.parent_id_tag
-        c.last_energy_wh = meter_start
-        log.info(
-            "connector %d: session %d started for %s, meter start %d Wh (T%d)",
-            c.id,
-            local_id,
-            id_tag,
-            meter_start,
-            snap.fields.rcnt,
-        )
-        self.outbox_changed()
-        self._set_power(c, True)  # only now: the begin value is signed and stored
-        c.sm.go(S.CHARGING)
+        return tx
 
     async def _stop(
         self, c: Connector, reason: StopReason, id_tag: str | None, recovering: bool = False
@@ -1045,6 +1116,7 @@ class Station:
             tx.ended_reason = reason
         else:
             c.tx = None
+            self._prove(tx.local_id)
         self._settle(c, unsigned)
 
     async def _close_ended(
@@ -1069,6 +1141,7 @@ class Station:
             ],
         )
         c.tx = None
+        self._prove(tx.local_id)
         log.info(
             "connector %d: transaction %d closed (%s) after its charging ended (%s)",
             c.id,
@@ -1112,6 +1185,10 @@ class Station:
         if "Energy.Active.Import.Register" in self.settings.items("StopTxnSampledData"):
             return [_energy_sample(meter_stop)]
         return []
+
+    def _prove(self, local_id: int) -> None:
+        """Check the closed session's signed records and keep the mark beside it."""
+        self._spawn(record_proof(self.store, local_id), f"proof of session {local_id}")
 
     def _settle(self, c: Connector, unsigned: str | None = None) -> None:
         """The connector's status once a transaction closed or its charging ended."""

@@ -378,7 +378,10 @@ class StationChargePoint(LibChargePoint):  # type: ignore[misc]
         if evse_id is not None and evse_id not in station.connectors:
             return call_result.RequestStartTransaction(status="Rejected")
         id_tag = str(id_token.get("id_token", ""))
-        ok = station.remote_start(id_tag, evse_id, remote_start_id)
+        token_type = id_token.get("type")
+        ok = station.remote_start(
+            id_tag, evse_id, remote_start_id, str(token_type) if token_type else None
+        )
         tid = adapter.transaction_for_start(id_tag, evse_id)
         return call_result.RequestStartTransaction(
             status="Accepted" if ok else "Rejected", transaction_id=tid

@@ -208,10 +208,13 @@ def payload_carries_key(payload: dict[str, Any]) -> bool:
     return False
 
 
-def _id_token(id_tag: str | None, central: bool) -> dict[str, Any]:
+def _id_token(id_tag: str | None, central: bool, token_type: str | None = None) -> dict[str, Any]:
+    """The idToken as the CSMS named it (RequestStartTransaction keeps its type), else
+    Central for a CSMS start and ISO14443 for a card at the station."""
     if not id_tag:
         return {"idToken": "", "type": "NoAuthorization"}
-    return {"idToken": id_tag, "type": "Central" if central else "ISO14443"}
+    kind = token_type or ("Central" if central else "ISO14443")
+    return {"idToken": id_tag, "type": kind}
 
 
 def _authorized_by(trigger: str | None) -> str:
@@ -280,7 +283,7 @@ def started(
     trigger = data.get("trigger") or ""
     if id_tag or trigger:
         central = "RemoteStart" in (trigger, trigger_reason)
-        payload["idToken"] = _id_token(id_tag, central)
+        payload["idToken"] = _id_token(id_tag, central, data.get("id_token_type"))
     if begin is not None:
         if sign_started:
             value = energy_sampled_value(
@@ -363,7 +366,9 @@ def updated_authorized(
     opened without one): triggerReason Authorized, or RemoteStart for a CSMS start."""
     trigger = _authorized_by(data.get("trigger"))
     payload = _base("Updated", data["timestamp"], trigger, seq_no, offline, transaction_id)
-    payload["idToken"] = _id_token(data.get("id_tag"), central=trigger == "RemoteStart")
+    payload["idToken"] = _id_token(
+        data.get("id_tag"), trigger == "RemoteStart", data.get("id_token_type")
+    )
     return payload
 
 
