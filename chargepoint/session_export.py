@@ -4,11 +4,18 @@ transparency software opens. Both stream: an export of 100,000 sessions stays sm
 from __future__ import annotations
 
 import csv
+import json
 from collections.abc import Iterable, Iterator
-from typing import IO
+from typing import IO, Any
 
+from chargepoint import __version__
 from chargepoint.session_proofs import ProvenSession
+from chargepoint.store import TransactionRow
+from meter import chargy
+from meter.ocmf import parse_ocmf
 from meter.safe_xml import BEGIN, END, SignedValue, write_values
+from meter.snapshot import SnapshotFields
+from meter.station_signer import is_test_signature_text
 
 CSV_COLUMNS = (
     "session",
@@ -84,3 +91,61 @@ def signed_values(sessions: Iterable[ProvenSession]) -> Iterator[SignedValue]:
 def write_safe_xml(out: IO[str], sessions: Iterable[ProvenSession]) -> int:
     """Returns the number of values written (two per exported session)."""
     return write_values(out, signed_values(sessions))
+
+
+class NotExportable(ValueError):
+    """This session cannot be written in the asked format; the message says why."""
+
+
+def _snapshot(fields_json: str | None, ocmf: str | None, key_hex: str) -> dict[str, Any]:
+    if not fields_json or not ocmf:
+        raise NotExportable("a signed record is missing")
+    data = json.loads(fields_json)
+    signature = bytes.fromhex(data.pop("signature"))
+    data.pop("read_at", None)
+    for name in ("ma1", "meta1", "meta2", "meta3"):
+        data[name] = bytes.fromhex(data[name])
+    fields = SnapshotFields(**data)
+    payload = parse_ocmf(ocmf).payload
+    return chargy.snapshot_object(
+        fields,
+        signature,
+        key_hex,
+        str(payload.get("MV", "")),
+        str(payload.get("MM", "")),
+        str(payload.get("GV", "")),
+    )
+
+
+def chargy_document(row: TransactionRow, station_id: str) -> dict[str, Any]:
+    """Chargy's container for one session: the meter's Begin and End snapshots with every
+    signed field, so Chargy checks the snapshot signatures itself."""
+    if row.begin_ocmf is None or row.end_ocmf is None:
+        raise NotExportable(f"session {row.local_id} has no signed Begin and End")
+    if is_test_signature_text(row.begin_ocmf):
+        raise NotExportable(
+            f"session {row.local_id} carries station test signatures, not meter snapshots: "
+            "export it as safe-xml"
+        )
+    key = row.public_key_hex or ""
+    try:
+        snapshots = [
+            _snapshot(row.begin_fields, row.begin_ocmf, key),
+            _snapshot(row.end_fields, row.end_ocmf, key),
+        ]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise NotExportable(f"session {row.local_id}: snapshot fields unreadable: {exc}") from None
+    station = {"controllerSoftware": f"chargepoint {__version__}", "serialNumber": station_id}
+    return chargy.document(
+        chargy.document_id(station_id, row.local_id), row.evse_id, station, snapshots
+    )
+
+
+def write_chargy(out: IO[str], sessions: Iterable[ProvenSession], station_id: str) -> int:
+    """One session per Chargy document: exactly one session must be given."""
+    chosen = list(sessions)
+    if len(chosen) != 1:
+        raise NotExportable(f"Chargy takes one session per file ({len(chosen)} chosen): use --id")
+    json.dump(chargy_document(chosen[0].row, station_id), out, indent=2, ensure_ascii=False)
+    out.write("\n")
+    return 1

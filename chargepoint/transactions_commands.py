@@ -15,7 +15,7 @@ from typing import IO
 from chargepoint.config import EXIT_CONFIG, ConfigError, StationConfig
 from chargepoint.daemon import STORE_FILE
 from chargepoint.run_command import add_common_options, load
-from chargepoint.session_export import write_csv, write_safe_xml
+from chargepoint.session_export import write_chargy, write_csv, write_safe_xml
 from chargepoint.session_proofs import ProvenSession, proven_sessions
 from chargepoint.store import Store, StoreError
 from meter.keys import load_public_key
@@ -100,6 +100,9 @@ def run_export(args: argparse.Namespace) -> int:
             if args.format == "csv":
                 count = write_csv(out, sessions)
                 what = f"{count} sessions"
+            elif args.format == "chargy":
+                count = write_chargy(out, sessions, cfg.station.id)
+                what = "1 session (Chargy document)"
             else:
                 count = write_safe_xml(out, sessions)
                 what = f"{count // 2} sessions ({count} signed values)"
@@ -119,8 +122,12 @@ def _output(path: Path | None) -> Iterator[IO[str]]:
         yield sys.stdout
         return
     tmp = path.with_name(path.name + ".partial")
-    with tmp.open("w", encoding="utf-8", newline="") as out:
-        yield out
+    try:
+        with tmp.open("w", encoding="utf-8", newline="") as out:
+            yield out
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     tmp.replace(path)  # a complete file or none
 
 
@@ -221,7 +228,13 @@ def add_transactions_parser(sub: argparse._SubParsersAction[argparse.ArgumentPar
     lst.set_defaults(func=run_list, id=None)
     exp = tsub.add_parser("export", help="CSV transaction log or S.A.F.E./Chargy XML")
     add_common_options(exp)
-    exp.add_argument("--format", choices=["csv", "safe-xml"], default="csv")
+    exp.add_argument(
+        "--format",
+        choices=["csv", "safe-xml", "chargy"],
+        default="csv",
+        help="csv: transaction log; safe-xml: S.A.F.E. (and Chargy) XML; chargy: Chargy's JSON "
+        "with the meter's snapshots, one session (--id)",
+    )
     which = exp.add_mutually_exclusive_group()
     which.add_argument("--id", type=int, help="one session (its local id)")
     which.add_argument("--connector", type=int, help="the sessions of one connector")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,6 +16,8 @@ import pytest
 from chargepoint.cli import main
 from chargepoint.store import Store, utc_now
 from chargepoint.testcsms import TestCsms
+from meter.chargy import verify_document
+from meter.keys import load_public_key
 from meter.safe_xml import read_values
 from tests.ocpp_views import View16
 from tests.station_env import Env, remote_session
@@ -106,7 +109,10 @@ async def test_safe_xml_export_verifies_with_ours_and_pyocmf(
         by_tx.setdefault(value.get("transactionId", ""), []).append(value)
     assert len(by_tx) == 3
     for values in by_tx.values():
-        assert sorted(v.get("context") for v in values) == ["Transaction.Begin", "Transaction.End"]
+        assert sorted(v.get("context", "") for v in values) == [
+            "Transaction.Begin",
+            "Transaction.End",
+        ]
         keys = {v.findtext("publicKey") for v in values}
         assert len(keys) == 1
         for v in values:
@@ -114,8 +120,8 @@ async def test_safe_xml_export_verifies_with_ours_and_pyocmf(
             assert data is not None and data.get("format") == "OCMF"
             assert data.text is not None and data.text == data.text.strip()
     # the records are the meter's bytes: pyocmf verifies each against the key of its meter
-    for value in read_values(target):
-        assert pyocmf_verifies(value.ocmf, value.public_key_hex)
+    for signed in read_values(target):
+        assert pyocmf_verifies(signed.ocmf, signed.public_key_hex)
     code, out = run(
         [
             "verify",
@@ -228,3 +234,30 @@ def test_pruning_keeps_the_retention_period_and_waiting_messages(tmp_path: Path)
     kept = {r.local_id for r in store.transactions()}
     assert kept == {waiting, recent}
     store.close()
+
+
+async def test_chargy_document_carries_the_meter_snapshots_and_verifies(
+    station_with_sessions: tuple[Path, str], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    config, key = station_with_sessions
+    target = tmp_path / "session-1.json"
+    args = ["transactions", "export", "--config", str(config), "--format", "chargy"]
+    code, _ = run([*args, "--id", "1", "-o", str(target)], capsys)
+    assert code == 0
+    doc = json.loads(target.read_text())
+    assert doc["@context"].endswith("charging-station-json-v1")
+    begin, end = doc["signedMeterValues"]
+    assert begin["contract"] is None or isinstance(begin["contract"], dict)
+    assert end["measurementId"] == begin["measurementId"] + 1
+    assert [v["measurand"]["name"] for v in begin["additionalValues"]][:3] == [
+        "Typ",
+        "RCR",
+        "TotWhImp",
+    ]
+    assert verify_document(doc, load_public_key(key)) == []
+    # one changed value breaks the meter's snapshot signature
+    end["additionalValues"][2]["measuredValue"]["value"] += 1
+    assert any("End" in p for p in verify_document(doc, load_public_key(key)))
+    # Chargy takes one session per file
+    code, _ = run([*args, "-o", str(tmp_path / "all.json")], capsys)
+    assert code == 1 and not (tmp_path / "all.json").exists()
