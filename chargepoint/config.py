@@ -1114,6 +1114,13 @@ def _index_lines(root: yaml.Node) -> tuple[dict[tuple[str, ...], int], list[Conf
 
 def _yaml_problem(exc: yaml.YAMLError) -> ConfigProblem:
     # only the short problem descriptions: PyYAML's full text quotes the line (a secret?)
+    if isinstance(exc, yaml.reader.ReaderError):
+        return ConfigProblem(
+            "",
+            None,
+            f"the file holds a character YAML does not allow (#x{exc.character:04x}) at "
+            f"position {exc.position}",
+        )
     if isinstance(exc, yaml.MarkedYAMLError):
         mark = exc.problem_mark or exc.context_mark
         what = "; ".join(t for t in (exc.context, exc.problem) if t)
@@ -1153,7 +1160,11 @@ def _render_warnings(config: StationConfig, path: Path, lines: LineMap) -> list[
 
 def parse_config(text: str, path: Path) -> LoadedConfig:
     """Validate YAML `text` as if read from `path` (used in messages only)."""
-    loader = yaml.SafeLoader(text)
+    try:
+        # the reader checks the characters already: a control character fails here
+        loader = yaml.SafeLoader(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError([_yaml_problem(exc)], path) from None
     try:
         root = loader.get_single_node()
         if root is not None and _expanded_size(root, {}) > _MAX_EXPANDED_NODES:

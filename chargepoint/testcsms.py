@@ -193,7 +193,12 @@ def _unique_id_of(text: str) -> str | None:
         frame = json.loads(text)
     except ValueError:
         return None
-    if isinstance(frame, list) and len(frame) >= 2 and isinstance(frame[1], str | int):
+    if (
+        isinstance(frame, list)
+        and len(frame) >= 2
+        and isinstance(frame[1], str | int)
+        and not isinstance(frame[1], bool)
+    ):
         return str(frame[1])
     return None
 
@@ -261,6 +266,13 @@ class _Session(_LibChargePoint):  # type: ignore[misc, unused-ignore]
         )
         self._incoming_actions[uid] = rec.action
         self.csms._record(rec)
+        garbage = self.csms._take_garbage(rec.action)
+        if garbage is not None:  # a broken answer: the station must not take it as one
+            text = garbage.replace("{id}", json.dumps(uid))
+            with contextlib.suppress(ConnectionClosed):
+                await self._connection.send(text)  # not through _send: it is no answer
+                self.csms._frame(self.station_id, "out", text)
+            return
         code = self.csms._take_failure(rec.action)
         if code is not None:
             error = CallError(msg.unique_id, code, "Test CSMS: failure injected by fail_next", {})
@@ -673,6 +685,7 @@ class TestCsms:
         self._handshake_info: dict[ServerConnection, dict[str, Any]] = {}
         self._refuse = False
         self._failures: dict[str, list[str]] = {}
+        self._garbage: dict[str, list[str]] = {}
         self._delays: dict[str, float] = {}
         self._overrides: dict[str, ResponseHandler] = {}
         self._listeners: list[Callable[[Received], None]] = []
@@ -740,6 +753,16 @@ class TestCsms:
     def refuse_connections(self, refuse: bool) -> None:
         """While True, opening handshakes get HTTP 503 (open connections stay)."""
         self._refuse = refuse
+
+    def garble_next(self, action: str, frames: list[str]) -> None:
+        """Answer the next CALLs of `action` with these raw frames instead of a CALLRESULT, one
+        each (still recorded as received, not as answered); "{id}" becomes the CALL's unique
+        id as a JSON string."""
+        self._garbage.setdefault(action, []).extend(frames)
+
+    def _take_garbage(self, action: str) -> str | None:
+        queue = self._garbage.get(action)
+        return queue.pop(0) if queue else None
 
     def fail_next(self, action: str, count: int = 1, error_code: str = "InternalError") -> None:
         """Answer the next `count` CALLs of `action` with a CALLERROR (still recorded)."""

@@ -98,7 +98,8 @@ class StationChargePoint(LibChargePoint):  # type: ignore[misc]
             with contextlib.suppress(ValueError, TypeError, IndexError):
                 parsed = json.loads(raw_msg)
                 if isinstance(parsed, list) and isinstance(parsed[1], str | int):
-                    unique_id = str(parsed[1])
+                    if not isinstance(parsed[1], bool):  # JSON true/false is no message id
+                        unique_id = str(parsed[1])
             code = _ERROR_CODE_16.get(exc.code, exc.code)
             log.warning("bad frame from the CSMS (%s): %.200s", code, raw_msg)
             reply = json.dumps([4, unique_id, code, str(exc.description or code), {}])
