@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench clean
+.PHONY: demo test lint typecheck unit bench docs clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed")'
@@ -29,6 +29,11 @@ unit: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/meter_bus.py
+
+# the configuration reference and the editors' JSON schema, from chargepoint/config.py
+docs: $(STAMP)
+	$(BIN)/chargepoint config-reference --format markdown --output docs/configuration.md
+	$(BIN)/chargepoint config-reference --format json-schema --output docs/chargepoint.schema.json
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

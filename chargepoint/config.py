@@ -627,7 +627,8 @@ class ShutdownConfig(_Model):
     end_sessions: StrictBool = Field(
         default=False,
         description="`false`: open sessions stay open on the meter and in the store (the meter "
-        "keeps counting); the next start takes their signed turn-off. `true`: every session "
+        "keeps counting) and the next start resumes them when the meter still holds the "
+        "same open turn-on (else it takes their signed turn-off). `true`: every session "
         "is ended now with its signed turn-off (reason Reboot) and its end message is sent "
         "before the daemon exits",
     )

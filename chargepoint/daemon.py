@@ -1,7 +1,10 @@
 """The daemon's lifecycle: store, meters, transaction core, OCPP adapter, control interface.
 
-Every task is owned here and cancelled on shutdown; open sessions stay in the store and are
-ended with their turn-off snapshot (reason PowerLoss) when the daemon next starts.
+Every task is owned here and cancelled on shutdown. What a stop does with open sessions
+(`shutdown.end_sessions`) and what systemd is told (READY, STATUS, WATCHDOG) is in
+chargepoint/lifecycle.py. Sessions a clean stop left open are resumed at the next start when
+their meter still holds the same open turn-on; sessions left open by a power loss or a crash
+are ended with their turn-off snapshot (reason PowerLoss).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from chargepoint import lifecycle
 from chargepoint.config import StationConfig
 from chargepoint.control import ControlAddress, ControlServer
 from chargepoint.core import events
@@ -22,6 +26,7 @@ from chargepoint.core.meters import ConnectorMeter, MeterFleet
 from chargepoint.core.settings import Settings, station_specs
 from chargepoint.core.station import Station
 from chargepoint.ocpp16.adapter import Ocpp16Adapter
+from chargepoint.sd_notify import SdNotifier, Watchdog, watchdog_interval
 from chargepoint.store import AsyncStore
 from chargepoint.tasks import cancel_and_wait
 from meter.errors import MeterError
@@ -32,6 +37,8 @@ STORE_FILE = "chargepoint.sqlite"
 SETTING_PREFIX = "ocpp."
 DEVICE_MODEL_PREFIX = "ocpp201."
 SUPPORTED_VERSIONS = ("1.6", "2.0.1")
+STATUS_INTERVAL_S = 30.0  # how often STATUS= is refreshed when systemd runs no watchdog
+ADAPTER_STOP_S = 0.5  # how long a stopped OCPP adapter may take to wind down
 
 
 class UnsupportedVersion(Exception):
@@ -65,6 +72,15 @@ class Daemon:
         self.adapter: Ocpp16Adapter | Ocpp201Adapter | None = None
         self.control: ControlServer | None = None
         self._adapter_task: asyncio.Task[None] | None = None
+        self.notifier = SdNotifier.from_environment()
+        self.hurry = asyncio.Event()  # a second stop signal: skip the shutdown waits
+        self.watchdog: Watchdog | None = None
+        self._watchdog_task: asyncio.Task[None] | None = None
+
+    @property
+    def adapter_task(self) -> asyncio.Task[None] | None:
+        """The OCPP connection loop (the watchdog checks that it runs)."""
+        return self._adapter_task
 
     async def start(self) -> None:
         cfg = self.config
@@ -124,9 +140,14 @@ class Daemon:
         return Ocpp201Adapter(cfg, station, settings, store, authorizer, model)
 
     async def stop(self) -> None:
+        if self._watchdog_task is not None:
+            await cancel_and_wait([self._watchdog_task])
         if self.adapter is not None:
             await self.adapter.stop()
         if self._adapter_task is not None:
+            # with its connection closed the loop ends by itself (and collects its tasks'
+            # errors); cancel it only if it does not
+            await asyncio.wait([self._adapter_task], timeout=ADAPTER_STOP_S)
             await cancel_and_wait([self._adapter_task])
         if self.station is not None:
             await self.station.stop()
@@ -138,13 +159,38 @@ class Daemon:
             await self.store.close()
         log.info("stopped")
 
+    def start_watchdog(self) -> None:
+        """WATCHDOG=1 while the daemon makes progress (WatchdogSec=), STATUS= updates."""
+        if not self.notifier.enabled:
+            return
+        interval = watchdog_interval()
+        self.watchdog = Watchdog(
+            self.notifier,
+            interval or STATUS_INTERVAL_S,
+            lambda: lifecycle.progress(self),
+            lambda: lifecycle.describe(self),
+            ping=interval is not None,
+        )
+        self._watchdog_task = asyncio.create_task(self.watchdog.run(), name="systemd watchdog")
+
+    def signalled(self) -> None:
+        """SIGTERM/SIGINT: stop; a second one: stop without waiting."""
+        if self.stopping.is_set():
+            log.warning("second stop signal: stopping without waiting")
+            self.hurry.set()
+        self.stopping.set()
+
     async def run_until_signalled(self) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, self.stopping.set)
+            loop.add_signal_handler(sig, self.signalled)
         try:
             await self.start()
+            self.notifier.ready(lifecycle.ready_status(self))
+            self.start_watchdog()
             await self.stopping.wait()
             log.info("shutdown requested")
+            self.notifier.stopping("stopping")
+            await lifecycle.shutdown(self, self.hurry)
         finally:
             await self.stop()

@@ -16,7 +16,7 @@ from typing import Any
 
 from chargepoint.config import load_config
 from chargepoint.daemon import Daemon
-from chargepoint.run_command import setup_logging
+from chargepoint.logsetup import setup_logging
 from chargepoint.testcsms import TestCsms
 from meter.verification import verify_input
 

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from chargepoint.label_command import add_label_parser, run_label
 from meter.bsm_driver import BsmWs36a, MeterTimeouts
 from meter.bsm_ocmf import OcmfStyle
 from meter.bus import ModbusBus
@@ -79,8 +80,8 @@ def add_meter_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     p = sub.add_parser("meter", help="talk to a BSM-WS36A meter (JSON output)")
     p.add_argument(
         "--url",
-        required=True,
-        help="serial:///dev/ttyUSB0?baudrate=19200&parity=E, rtu+tcp://H:P or tcp://H:P",
+        help="serial:///dev/ttyUSB0?baudrate=19200&parity=E, rtu+tcp://H:P or tcp://H:P "
+        "(required, except for `label` with --config/--connector or --public-key/--serial)",
     )
     p.add_argument("--unit", type=int, default=42)
     p.add_argument("--pinned-key", help="expected public key (hex or file): refuse another one")
@@ -101,6 +102,7 @@ def add_meter_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     last = ops.add_parser("last-snapshot", help="read the last snapshot of a kind, take none")
     last.add_argument("kind")
     ops.add_parser("transaction", help="does the meter show an open turn-on/start snapshot?")
+    add_label_parser(ops)
     p.set_defaults(func=run_meter)
 
 
@@ -263,6 +265,11 @@ async def _meter(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_meter(args: argparse.Namespace) -> int:
+    if args.operation == "label":
+        return run_label(args)
+    if not args.url:
+        print("meter: --url is required (where the meter is)", file=sys.stderr)
+        return 2
     return _run_json(lambda: _meter(args))
 
 

@@ -13,36 +13,10 @@ from typing import Any
 from chargepoint.config import EXIT_CONFIG, ConfigError, LoadedConfig, StationConfig, load_config
 from chargepoint.control import ControlAddress, request
 from chargepoint.daemon import STORE_FILE, Daemon, UnsupportedVersion
+from chargepoint.logsetup import setup_logging
 from chargepoint.store import StoreError
 
 log = logging.getLogger("chargepoint")
-
-
-class JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        entry = {
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry)
-
-
-def setup_logging(level: str, fmt: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    if fmt == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-    logging.getLogger("ocpp").setLevel(logging.WARNING)  # we log each message ourselves
-    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
-    logging.getLogger("websockets").setLevel(logging.WARNING)
 
 
 def add_common_options(p: argparse.ArgumentParser) -> None:
@@ -95,7 +69,7 @@ def run_daemon(args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         return EXIT_CONFIG
     cfg = loaded.config
-    setup_logging(cfg.logging.level, cfg.logging.format)
+    setup_logging(cfg.logging.level, cfg.logging.format, cfg.logging.journal)
     for warning in loaded.warnings:
         log.warning("config: %s", warning)
     daemon = Daemon(cfg)

@@ -30,6 +30,20 @@ def _open(cfg: StationConfig) -> Store:
     return Store.open(path, cfg.station.id)
 
 
+def _open_for(args: argparse.Namespace, command: str) -> tuple[StationConfig, Store] | int:
+    """The config and its store, or the exit code after saying what is wrong."""
+    try:
+        cfg = load(args).config
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        return cfg, _open(cfg)
+    except StoreError as exc:
+        print(f"{command}: {exc}", file=sys.stderr)
+        return 1
+
+
 def _since(text: str | None) -> str | None:
     if text is None:
         return None
@@ -54,15 +68,10 @@ def _proven(store: Store, args: argparse.Namespace) -> Iterator[ProvenSession]:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    try:
-        cfg = load(args).config
-        store = _open(cfg)
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        return EXIT_CONFIG
-    except (StoreError, ValueError) as exc:
-        print(f"transactions: {exc}", file=sys.stderr)
-        return 1
+    opened = _open_for(args, "transactions")
+    if isinstance(opened, int):
+        return opened
+    _cfg, store = opened
     failed = 0
     try:
         args.include_open = True
@@ -85,15 +94,10 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    try:
-        cfg = load(args).config
-        store = _open(cfg)
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        return EXIT_CONFIG
-    except StoreError as exc:
-        print(f"transactions: {exc}", file=sys.stderr)
-        return 1
+    opened = _open_for(args, "transactions")
+    if isinstance(opened, int):
+        return opened
+    cfg, store = opened
     try:
         with _output(args.output) as out:
             sessions = _proven(store, args)
@@ -132,15 +136,10 @@ def _output(path: Path | None) -> Iterator[IO[str]]:
 
 
 def run_prune(args: argparse.Namespace) -> int:
-    try:
-        cfg = load(args).config
-        store = _open(cfg)
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        return EXIT_CONFIG
-    except StoreError as exc:
-        print(f"transactions: {exc}", file=sys.stderr)
-        return 1
+    opened = _open_for(args, "transactions")
+    if isinstance(opened, int):
+        return opened
+    cfg, store = opened
     years = cfg.store.retention_years
     cutoff = datetime.now(UTC) - timedelta(days=years * DAYS_PER_YEAR)
     closed_before = cutoff.isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -156,15 +155,10 @@ def run_prune(args: argparse.Namespace) -> int:
 
 
 def run_keys(args: argparse.Namespace) -> int:
-    try:
-        cfg = load(args).config
-        store = _open(cfg)
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        return EXIT_CONFIG
-    except StoreError as exc:
-        print(f"meter-keys: {exc}", file=sys.stderr)
-        return 1
+    opened = _open_for(args, "meter-keys")
+    if isinstance(opened, int):
+        return opened
+    _cfg, store = opened
     try:
         for k in store.meter_keys(args.connector):
             until = f"until {k.replaced_at}" if k.replaced_at else "current"

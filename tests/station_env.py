@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,7 +14,7 @@ from chargepoint.daemon import Daemon
 from chargepoint.testcsms import TestCsms
 from meter.keys import load_public_key
 from meter.ocmf import parse_ocmf, verify_ocmf
-from tests.ocpp_views import Session, View
+from tests.ocpp_views import VIEWS, Session, View
 from tests.station_harness import STATION_ID, InProcessStation, station_yaml, wait_until
 
 
@@ -103,3 +105,18 @@ def check_signed_pair(session: Session, key_hex: str, id_tag: str) -> None:
     assert int(str(end.pagination)[1:]) == int(str(begin.pagination)[1:]) + 1  # RCnt + 1
     for value in values.values():
         assert value["sampled_value"]["measurand"] == "Energy.Active.Import.Register"
+
+
+@contextlib.asynccontextmanager
+async def running_env(version: str, tmp: Path) -> AsyncIterator[Env]:
+    """A test CSMS for `version` on loopback; the station is started by the test
+    (`env.start(...)`), and stopped here with the CSMS."""
+    csms = TestCsms(heartbeat_interval=300)
+    await csms.start()
+    e = Env(csms, VIEWS[version](csms), tmp)
+    try:
+        yield e
+    finally:
+        if e.station is not None:
+            await e.station.stop()
+        await csms.stop()

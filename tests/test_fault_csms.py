@@ -13,10 +13,9 @@ import pytest
 
 from chargepoint.core import events
 from chargepoint.store import utc_now
-from chargepoint.testcsms import TestCsms
 from tests.delivery_audit import audit
 from tests.ocpp_views import VIEWS
-from tests.station_env import Env
+from tests.station_env import Env, running_env
 from tests.station_harness import STATION_ID, wait_until
 
 BACKLOG = 720  # an outage of two hours at one periodic value every 10 s
@@ -24,15 +23,8 @@ BACKLOG = 720  # an outage of two hours at one periodic value every 10 s
 
 @pytest.fixture(params=list(VIEWS))
 async def env(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Env]:
-    csms = TestCsms(heartbeat_interval=300)
-    await csms.start()
-    e = Env(csms, VIEWS[request.param](csms), tmp_path)
-    try:
+    async with running_env(request.param, tmp_path) as e:
         yield e
-    finally:
-        if e.station is not None:
-            await e.station.stop()
-        await csms.stop()
 
 
 def periodic_values(env: Env, tx_id: str) -> list[int]:

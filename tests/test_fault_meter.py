@@ -12,25 +12,17 @@ from typing import Any
 import pytest
 
 from chargepoint.core import station as station_module
-from chargepoint.testcsms import TestCsms
 from meter.sim_device import SimulatedBsm
 from meter.snapshot import SnapshotStatus
 from tests.ocpp_views import VIEWS
-from tests.station_env import Env, check_signed_pair, remote_session
+from tests.station_env import Env, check_signed_pair, remote_session, running_env
 from tests.station_harness import wait_until
 
 
 @pytest.fixture(params=list(VIEWS))
 async def env(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Env]:
-    csms = TestCsms(heartbeat_interval=300)
-    await csms.start()
-    e = Env(csms, VIEWS[request.param](csms), tmp_path)
-    try:
+    async with running_env(request.param, tmp_path) as e:
         yield e
-    finally:
-        if e.station is not None:
-            await e.station.stop()
-        await csms.stop()
 
 
 def sim_of(env: Env, connector: int = 1) -> SimulatedBsm:

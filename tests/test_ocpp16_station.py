@@ -6,82 +6,20 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from chargepoint.control import ControlAddress, request
-from chargepoint.daemon import Daemon
-from chargepoint.testcsms import TestCsms
 from tests.shared_vectors import bsm_public_key_hex
-from tests.station_harness import (
-    STATION_ID,
-    InProcessStation,
-    station_yaml,
-)
-
-
-@dataclass
-class Env:
-    csms: TestCsms
-    tmp: Path
-    station: InProcessStation | None = None
-
-    @property
-    def daemon(self) -> Daemon:
-        assert self.station is not None and self.station.daemon is not None
-        return self.station.daemon
-
-    async def start(self, **kwargs: Any) -> Daemon:
-        cfg = station_yaml(self.tmp / "station.yaml", self.csms.url, self.tmp / "state", **kwargs)
-        self.station = InProcessStation(cfg)
-        daemon = await self.station.start()
-        await self.csms.wait_connected(STATION_ID, timeout=10)
-        await self.csms.wait_for("StatusNotification", lambda r: r.payload["connectorId"] == 0)
-        return daemon
-
-    async def restart(self) -> Daemon:
-        assert self.station is not None
-        await self.station.stop()
-        daemon = await self.station.start()
-        await self.csms.wait_connected(STATION_ID, timeout=10)
-        return daemon
-
-    async def outbox_drained(self, timeout: float = 10) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            _, status = await self.control("GET", "/status")
-            if status["outbox"] == 0:
-                return
-            if loop.time() > deadline:
-                raise TimeoutError(f"outbox still holds {status['outbox']} messages")
-            await asyncio.sleep(0.02)
-
-    async def control(
-        self, method: str, target: str, body: dict[str, Any] | None = None
-    ) -> tuple[int, dict[str, Any]]:
-        address = ControlAddress("unix:control.sock", self.tmp / "state")
-        return await request(address, method, target, body)
-
-
-StartEnv = Callable[..., Awaitable[Env]]
+from tests.station_env import Env, running_env
+from tests.station_harness import STATION_ID
 
 
 @pytest.fixture
 async def env(tmp_path: Path) -> AsyncIterator[Env]:
-    csms = TestCsms(heartbeat_interval=300)
-    await csms.start()
-    e = Env(csms, tmp_path)
-    try:
+    async with running_env("1.6", tmp_path) as e:
         yield e
-    finally:
-        if e.station is not None:
-            await e.station.stop()
-        await csms.stop()
 
 
 async def test_configuration_keys_are_real(env: Env) -> None:

@@ -10,23 +10,15 @@ from typing import Any
 
 import pytest
 
-from chargepoint.testcsms import TestCsms
 from tests.ocpp_views import View201, signed_values_201
-from tests.station_env import Env, check_signed_pair, remote_session
+from tests.station_env import Env, check_signed_pair, remote_session, running_env
 from tests.station_harness import wait_until
 
 
 @pytest.fixture
 async def env(tmp_path: Path) -> AsyncIterator[Env]:
-    csms = TestCsms(heartbeat_interval=300)
-    await csms.start()
-    e = Env(csms, View201(csms), tmp_path)
-    try:
+    async with running_env("2.0.1", tmp_path) as e:
         yield e
-    finally:
-        if e.station is not None:
-            await e.station.stop()
-        await csms.stop()
 
 
 def view(env: Env) -> View201:

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from chargepoint.testcsms import CallErrorReply, TestCsms
+from chargepoint.testcsms import CallErrorReply
 from meter.ocmf import parse_ocmf
 from meter.snapshot import SnapshotStatus
 from tests.ocpp_views import VIEWS, canonical, signed_values_201
 from tests.shared_vectors import bsm_public_key_hex
-from tests.station_env import Env, check_signed_pair, remote_session
+from tests.station_env import Env, check_signed_pair, remote_session, running_env
 from tests.station_harness import (
     STATION_ID,
     InProcessStation,
@@ -27,15 +27,8 @@ from tests.station_harness import (
 
 @pytest.fixture(params=list(VIEWS))
 async def env(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Env]:
-    csms = TestCsms(heartbeat_interval=300)
-    await csms.start()
-    e = Env(csms, VIEWS[request.param](csms), tmp_path)
-    try:
+    async with running_env(request.param, tmp_path) as e:
         yield e
-    finally:
-        if e.station is not None:
-            await e.station.stop()
-        await csms.stop()
 
 
 async def test_remote_session_carries_verifiable_signed_values(env: Env) -> None:

@@ -28,6 +28,7 @@ from chargepoint.core.status import (
     ConnectorStateMachine,
     ConnectorStatus,
     ErrorCode,
+    InvalidTransition,
     StatusReport,
 )
 from chargepoint.session_proofs import record_proof
@@ -50,7 +51,10 @@ STORE_RETRIES = 5
 STORE_RETRY_S = 1.0
 LOOP_ERROR_BACKOFF_S = 5.0
 CLOCK_DRIFT_LIMIT_S = 30.0
-SETTING_POLL_S = 1.0  # how soon a loop notices its interval setting switched on
+SETTING_POLL_S = 1.0
+KEPT_OPEN_SETTING = (
+    "shutdown.sessions_kept_open"  # how soon a loop notices its interval setting switched on
+)
 
 
 class StopReason(enum.StrEnum):
@@ -219,11 +223,15 @@ class Station:
                 log.error("connector %d: meter not reachable at start: %s", c.id, exc)
         rows = await self.store.open_transactions()
         open_by_connector = {r.connector_id: r for r in rows}
+        kept_open = await self._sessions_kept_open()
         for c in self.connectors.values():
             row = open_by_connector.get(c.id)
             if row is not None:
                 c.tx = _active_from_row(row)
-                self._spawn(self._recover(c, row), f"recover connector {c.id}")
+                if row.local_id in kept_open and row.charging:
+                    self._spawn(self._resume(c, row), f"resume connector {c.id}")
+                else:
+                    self._spawn(self._recover(c, row), f"recover connector {c.id}")
             else:
                 self._spawn(self._close_orphan_turn_on(c), f"orphan check connector {c.id}")
         self._loops = [
@@ -233,6 +241,70 @@ class Station:
             asyncio.create_task(self._supervised(self._clock_loop), name="meter clocks"),
         ]
         self._ready.set()
+
+    def ended_loops(self) -> list[str]:
+        """The periodic loops that stopped (none while the station makes progress)."""
+        return [t.get_name() for t in self._loops if t.done()]
+
+    async def keep_sessions_open(self) -> list[int]:
+        """A clean stop that leaves the charging sessions open (service restart): note them,
+        so the next start resumes them when their meter still holds the same open turn-on.
+        Without this note (power loss, crash) the next start ends them (PowerLoss)."""
+        open_ids = [
+            c.tx.local_id
+            for c in self.connectors.values()
+            if c.tx is not None and c.tx.charging and not c.lock.locked()
+        ]
+        note = json.dumps({"at": utc_now(), "sessions": open_ids})
+        await self.store.set_setting(KEPT_OPEN_SETTING, note)
+        return open_ids
+
+    async def _sessions_kept_open(self) -> set[int]:
+        """The sessions the last clean stop left open; the note is used once."""
+        text = await self.store.get_setting(KEPT_OPEN_SETTING)
+        if not text:
+            return set()
+        await self.store.set_setting(KEPT_OPEN_SETTING, "")
+        try:
+            return {int(i) for i in json.loads(text)["sessions"]}
+        except (ValueError, KeyError, TypeError):
+            log.warning("unreadable note of sessions kept open at the last stop: %.100s", text)
+            return set()
+
+    async def _resume(self, c: Connector, row: TransactionRow) -> None:
+        """A session a clean stop left open: it continues when the meter still holds its
+        open turn-on (same RCnt, same meter); otherwise it is ended like after a power loss.
+        The load is released again only once the EV is reported plugged in."""
+        tx = c.tx
+        assert tx is not None
+        try:
+            state = await c.meter.driver.transaction_state()
+            last_on = await c.meter.driver.read_snapshot(SnapshotKind.TURN_ON)
+            same = (
+                state.open
+                and last_on.fields.rcnt == tx.begin_rcnt
+                and last_on.fields.ma1_text == tx.begin_ma1
+            )
+        except MeterError as exc:
+            log.warning("connector %d: cannot resume session %d: %s", c.id, tx.local_id, exc)
+            same = False
+        if not same:
+            await self._recover(c, row)
+            return
+        log.info(
+            "connector %d: session %d continues after the restart (T%d still open on the "
+            "meter); load released again once the EV is reported plugged in",
+            c.id,
+            tx.local_id,
+            tx.begin_rcnt,
+        )
+        c.last_energy_wh = tx.meter_start_wh
+        with contextlib.suppress(InvalidTransition):
+            if c.status is S.AVAILABLE:
+                c.sm.go(S.PREPARING)
+            c.sm.go(S.SUSPENDED_EV)
+        if c.meter.sim is not None:  # the simulated EV is still there
+            asyncio.get_running_loop().call_later(c.config.ev.plug_in_delay, self.plug_in, c.id)
 
     async def stop(self) -> None:
         """Cancel every task the station owns; open sessions stay open in the store."""

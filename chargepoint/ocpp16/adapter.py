@@ -7,7 +7,6 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Coroutine
 from dataclasses import asdict, is_dataclass
 from typing import Any
 
@@ -28,7 +27,8 @@ from chargepoint.core.auth import Authorizer, AuthStatus, IdTagInfo
 from chargepoint.core.settings import SetResult, Settings
 from chargepoint.core.station import Station, StopReason
 from chargepoint.core.status import StatusReport
-from chargepoint.csms_link import Backoff, CsmsLinkError, open_link
+from chargepoint.csms_link import open_link
+from chargepoint.csms_session import CsmsSessionLoop
 from chargepoint.ocpp16 import messages as m
 from chargepoint.store import AsyncStore, OutboxMessage, utc_now
 from chargepoint.tasks import cancel_and_wait
@@ -97,9 +97,12 @@ class StationChargePoint(LibChargePoint):  # type: ignore[misc]
             unique_id = "-1"
             with contextlib.suppress(ValueError, TypeError, IndexError):
                 parsed = json.loads(raw_msg)
-                if isinstance(parsed, list) and isinstance(parsed[1], str | int):
-                    if not isinstance(parsed[1], bool):  # JSON true/false is no message id
-                        unique_id = str(parsed[1])
+                if (
+                    isinstance(parsed, list)
+                    and isinstance(parsed[1], str | int)
+                    and not isinstance(parsed[1], bool)  # JSON true/false is no message id
+                ):
+                    unique_id = str(parsed[1])
             code = _ERROR_CODE_16.get(exc.code, exc.code)
             log.warning("bad frame from the CSMS (%s): %.200s", code, raw_msg)
             reply = json.dumps([4, unique_id, code, str(exc.description or code), {}])
@@ -247,7 +250,7 @@ class StationChargePoint(LibChargePoint):  # type: ignore[misc]
         self.adapter.start_triggered(requested_message, connector_id)
 
 
-class Ocpp16Adapter:
+class Ocpp16Adapter(CsmsSessionLoop[StationChargePoint]):
     """Keeps the CSMS session alive and drains the durable outbox in order."""
 
     def __init__(
@@ -258,23 +261,18 @@ class Ocpp16Adapter:
         store: AsyncStore,
         authorizer: Authorizer,
     ) -> None:
-        self.config = config
+        super().__init__(config)
         self.station = station
         self.settings = settings
         self.store = store
         self.authorizer = authorizer
-        self.cp: StationChargePoint | None = None
-        self.ws: ClientConnection | None = None
-        self.accepted = asyncio.Event()
         self._outbox_event = asyncio.Event()
         self._volatile: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
         self._csms_ids: dict[int, int] = {}
-        self._stopping = False
         self._heartbeat_interval = settings.number("HeartbeatInterval")
         self.last_boot_status = ""
         self.registration = ""  # the last BootNotification answer: Accepted/Pending/Rejected
         self._connector0 = "Available"
-        self._owned: set[asyncio.Task[None]] = set()
         station.is_online = self.accepted.is_set
         station.outbox_changed = self._outbox_event.set
         station.volatile_meter_values = self._volatile_meter_values
@@ -382,57 +380,17 @@ class Ocpp16Adapter:
 
     # ---- connection lifecycle ----------------------------------------------------------
 
-    async def run(self) -> None:
-        backoff = Backoff(
-            self.config.csms.reconnect_min_delay, self.config.csms.reconnect_max_delay
-        )
+    async def _prepare(self) -> None:
         await self.load_transaction_ids()
-        while not self._stopping:
-            try:
-                ping = self.settings.number("WebSocketPingInterval")
-                ws = await open_link(
-                    self.config.csms,
-                    self.config.station.id,
-                    SUBPROTOCOL,
-                    ping if ping > 0 else None,
-                )
-            except Exception as exc:
-                delay = backoff.next_delay()
-                text = exc if isinstance(exc, CsmsLinkError) else f"{type(exc).__name__}: {exc}"
-                log.warning("CSMS unreachable (%s); retrying in %.1f s", text, delay)
-                await asyncio.sleep(delay)
-                continue
-            backoff.reset()
-            try:
-                await self._session(ws)
-            except Exception:
-                log.exception("OCPP session failed")
-            if not self._stopping:
-                delay = backoff.next_delay()
-                log.warning("CSMS connection lost; reconnecting in %.1f s", delay)
-                await asyncio.sleep(delay)
 
-    async def _session(self, ws: ClientConnection) -> None:
-        self.ws = ws
-        self.cp = StationChargePoint(self.config.station.id, ws, self)
-        reader = asyncio.create_task(self.cp.start(), name="ocpp reader")
-        worker = asyncio.create_task(self._work(), name="ocpp session")
-        try:
-            await asyncio.wait({reader, worker}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            self.accepted.clear()
-            await cancel_and_wait((reader, worker))
-            with contextlib.suppress(Exception):
-                await ws.close()
-            self.cp = None
-            self.ws = None
+    async def _open(self) -> ClientConnection:
+        ping = self.settings.number("WebSocketPingInterval")
+        return await open_link(
+            self.config.csms, self.config.station.id, SUBPROTOCOL, ping if ping > 0 else None
+        )
 
-    async def stop(self) -> None:
-        self._stopping = True
-        await cancel_and_wait(list(self._owned))
-        if self.ws is not None:
-            with contextlib.suppress(Exception):
-                await self.ws.close()
+    def _make_cp(self, ws: ClientConnection) -> StationChargePoint:
+        return StationChargePoint(self.config.station.id, ws, self)
 
     async def _work(self) -> None:
         await self._boot()
@@ -608,11 +566,6 @@ class Ocpp16Adapter:
                 await self.authorizer.remember(str(id_tag), info)
 
     # ---- TriggerMessage / Reset ----------------------------------------------------------
-
-    def _own(self, coro: Coroutine[Any, Any, None], name: str) -> None:
-        task = asyncio.create_task(coro, name=name)
-        self._owned.add(task)
-        task.add_done_callback(self._owned.discard)
 
     def start_triggered(self, requested: str, connector_id: int | None) -> None:
         self._own(self.triggered(requested, connector_id), f"TriggerMessage {requested}")

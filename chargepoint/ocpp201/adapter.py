@@ -32,7 +32,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Coroutine, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, is_dataclass
 from typing import Any
 
@@ -53,7 +53,8 @@ from chargepoint.core.auth import Authorizer, AuthStatus, IdTagInfo
 from chargepoint.core.settings import Settings
 from chargepoint.core.station import Station, StopReason, TxPoints
 from chargepoint.core.status import StatusReport
-from chargepoint.csms_link import Backoff, CsmsLinkError, open_link
+from chargepoint.csms_link import open_link
+from chargepoint.csms_session import CsmsSessionLoop
 from chargepoint.ocpp201 import messages as m
 from chargepoint.ocpp201.device_model import REPORT_BASES, DeviceModel, TooManyItems
 from chargepoint.store import AsyncStore, OutboxMessage, utc_now
@@ -416,7 +417,7 @@ class StationChargePoint(LibChargePoint):  # type: ignore[misc]
         )
 
 
-class Ocpp201Adapter:
+class Ocpp201Adapter(CsmsSessionLoop[StationChargePoint]):
     """Keeps the CSMS session alive and drains the durable outbox in order."""
 
     def __init__(
@@ -428,18 +429,14 @@ class Ocpp201Adapter:
         authorizer: Authorizer,
         device_model: DeviceModel,
     ) -> None:
-        self.config = config
+        super().__init__(config)
         self.station = station
         self.settings = settings
         self.store = store
         self.authorizer = authorizer
         self.device_model = device_model
-        self.cp: StationChargePoint | None = None
-        self.ws: ClientConnection | None = None
-        self.accepted = asyncio.Event()
         self._outbox_event = asyncio.Event()
         self._volatile: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
-        self._stopping = False
         self._heartbeat_interval = settings.number("HeartbeatInterval")
         self.last_boot_status = ""
         self.registration = ""  # the last BootNotification answer: Accepted/Pending/Rejected
@@ -451,7 +448,6 @@ class Ocpp201Adapter:
         # SecurityProfile and BasicAuthPassword the current connection was opened with
         self._link_settings: tuple[int, str | None] | None = None
         self._onidle_reset: asyncio.Task[None] | None = None
-        self._owned: set[asyncio.Task[None]] = set()
         station.is_online = self.accepted.is_set
         station.outbox_changed = self._outbox_event.set
         station.volatile_meter_values = self._volatile_meter_values
@@ -599,58 +595,20 @@ class Ocpp201Adapter:
 
     # ---- connection lifecycle ----------------------------------------------------------
 
-    async def run(self) -> None:
-        backoff = Backoff(
-            self.config.csms.reconnect_min_delay, self.config.csms.reconnect_max_delay
+    async def _open(self) -> ClientConnection:
+        ping = self.settings.number("WebSocketPingInterval")
+        link_settings = self._security_settings()
+        ws = await open_link(
+            self.device_model.csms_config(),
+            self.config.station.id,
+            SUBPROTOCOL,
+            ping if ping > 0 else None,
         )
-        while not self._stopping:
-            try:
-                ping = self.settings.number("WebSocketPingInterval")
-                link_settings = self._security_settings()
-                ws = await open_link(
-                    self.device_model.csms_config(),
-                    self.config.station.id,
-                    SUBPROTOCOL,
-                    ping if ping > 0 else None,
-                )
-            except Exception as exc:
-                delay = backoff.next_delay()
-                text = exc if isinstance(exc, CsmsLinkError) else f"{type(exc).__name__}: {exc}"
-                log.warning("CSMS unreachable (%s); retrying in %.1f s", text, delay)
-                await asyncio.sleep(delay)
-                continue
-            backoff.reset()
-            self._link_settings = link_settings
-            try:
-                await self._session(ws)
-            except Exception:
-                log.exception("OCPP session failed")
-            if not self._stopping:
-                delay = backoff.next_delay()
-                log.warning("CSMS connection lost; reconnecting in %.1f s", delay)
-                await asyncio.sleep(delay)
+        self._link_settings = link_settings
+        return ws
 
-    async def _session(self, ws: ClientConnection) -> None:
-        self.ws = ws
-        self.cp = StationChargePoint(self.config.station.id, ws, self)
-        reader = asyncio.create_task(self.cp.start(), name="ocpp reader")
-        worker = asyncio.create_task(self._work(), name="ocpp session")
-        try:
-            await asyncio.wait({reader, worker}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            self.accepted.clear()
-            await cancel_and_wait((reader, worker))
-            with contextlib.suppress(Exception):
-                await ws.close()
-            self.cp = None
-            self.ws = None
-
-    async def stop(self) -> None:
-        self._stopping = True
-        await cancel_and_wait(list(self._owned))
-        if self.ws is not None:
-            with contextlib.suppress(Exception):
-                await self.ws.close()
+    def _make_cp(self, ws: ClientConnection) -> StationChargePoint:
+        return StationChargePoint(self.config.station.id, ws, self)
 
     async def _work(self) -> None:
         await self._boot()
@@ -888,12 +846,6 @@ class Ocpp201Adapter:
             await self.station.deauthorized(local_id)
 
     # ---- requested messages: TriggerMessage, GetBaseReport, reconnect, Reset ------------
-
-    def _own(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
-        task = asyncio.create_task(coro, name=name)
-        self._owned.add(task)
-        task.add_done_callback(self._owned.discard)
-        return task
 
     def _requested(self, items: Sequence[tuple[str, dict[str, Any]]]) -> None:
         """Messages the CSMS asked for: queued once the boot is accepted, sent at once while
