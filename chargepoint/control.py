@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from chargepoint.core.station import Station, StopReason
+from chargepoint.core.station import Station
+from chargepoint.core.transaction import StopReason
 
 log = logging.getLogger("chargepoint.control")
 

@@ -34,8 +34,9 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
-from chargepoint.core.station import Station, StopReason
+from chargepoint.core.station import Station
 from chargepoint.core.status import ConnectorStatus
+from chargepoint.core.transaction import StopReason
 
 if TYPE_CHECKING:
     from chargepoint.daemon import Daemon

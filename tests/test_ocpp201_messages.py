@@ -386,7 +386,7 @@ def test_ended_reason_mapping(reason: str, trigger: str, stopped: str) -> None:
 
 
 def test_every_core_stop_reason_is_mapped() -> None:
-    from chargepoint.core.station import StopReason
+    from chargepoint.core.transaction import StopReason
 
     assert {r.value for r in StopReason} <= set(m.STOP_REASONS)
 

@@ -1,4 +1,5 @@
-"""The version-free transaction core: connectors, sessions, signed begin and end values.
+"""The version-free transaction core: connectors, sessions, signed begin and end values
+(the data it keeps is in chargepoint.core.transaction).
 
 Order of a start: authorize -> EV plugged -> meter ready (no events, pinned key) -> metadata
 -> turn-on snapshot signed -> session and its messages stored -> load released -> Charging.
@@ -10,19 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import json
 import logging
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from chargepoint.config import ConnectorConfig, StationConfig
+from chargepoint.config import StationConfig
 from chargepoint.core import events
 from chargepoint.core.auth import Authorizer, Decision
-from chargepoint.core.meters import ConnectorMeter, MeterFleet
+from chargepoint.core.meters import MeterFleet
 from chargepoint.core.settings import Settings
 from chargepoint.core.status import (
     ConnectorStateMachine,
@@ -31,10 +30,26 @@ from chargepoint.core.status import (
     InvalidTransition,
     StatusReport,
 )
+from chargepoint.core.transaction import (
+    DEAUTHORIZING,
+    SIGNED_PERIOD,
+    ActiveTransaction,
+    Connector,
+    StartRequest,
+    StopReason,
+    TxPoints,
+    VolatileMeterValues,
+    active_from_row,
+    begin_from_row,
+    energy_sample,
+    fields_json,
+    late_start_point,
+    samples_of,
+    signed_value,
+)
 from chargepoint.session_proofs import record_proof
 from chargepoint.store import AsyncStore, StoreError, TransactionRow, utc_now
 from chargepoint.tasks import cancel_and_wait
-from meter.bsm_driver import EnergyReading
 from meter.errors import Action, MeterError, MeterSerialChanged, SnapshotIncomplete
 from meter.keys import PublicKeyInfo
 from meter.snapshot import SignedSnapshot, SnapshotKind
@@ -51,120 +66,8 @@ STORE_RETRIES = 5
 STORE_RETRY_S = 1.0
 LOOP_ERROR_BACKOFF_S = 5.0
 CLOCK_DRIFT_LIMIT_S = 30.0
-SETTING_POLL_S = 1.0
-KEPT_OPEN_SETTING = (
-    "shutdown.sessions_kept_open"  # how soon a loop notices its interval setting switched on
-)
-
-
-class StopReason(enum.StrEnum):
-    LOCAL = "Local"
-    REMOTE = "Remote"
-    EV_DISCONNECTED = "EVDisconnected"
-    DEAUTHORIZED = "DeAuthorized"
-    SOFT_RESET = "SoftReset"
-    HARD_RESET = "HardReset"
-    POWER_LOSS = "PowerLoss"
-    REBOOT = "Reboot"
-    UNLOCK_COMMAND = "UnlockCommand"
-    EMERGENCY_STOP = "EmergencyStop"
-    OTHER = "Other"
-    # only where a transaction can outlive its charging period or precede it (OCPP 2.0.1)
-    TIMEOUT = "Timeout"  # no EV within the connection timeout
-    STOPPED_BY_EV = "StoppedByEV"  # energy transfer stopped, TxStopPoint EnergyTransfer
-
-
-# Stops that take authorization away (TxStopPoint Authorized no longer valid).
-_DEAUTHORIZING = frozenset({StopReason.LOCAL, StopReason.REMOTE, StopReason.DEAUTHORIZED})
-
-
-@dataclass
-class ActiveTransaction:
-    """An open transaction. `begin` is None until the meter signed the turn-on (a transaction
-    opened at EVConnected/Authorized); `ended_reason` is set once charging ended with its
-    signed End while the transaction waits for its stop point (TxStopPoint EVConnected)."""
-
-    local_id: int
-    id_tag: str
-    opened_at: str
-    begin: events.SignedValue | None = None
-    begin_rcnt: int = 0
-    begin_ma1: str = ""
-    parent_id_tag: str | None = None
-    # a signed end not yet in the store (a store write failed): never take another one
-    end: SignedSnapshot | None = None
-    ended_reason: StopReason | None = None
-    energy_flowed: bool = False
-
-    @property
-    def charging(self) -> bool:
-        return self.begin is not None and self.ended_reason is None
-
-    @property
-    def started_at(self) -> str | None:
-        return self.begin["timestamp"] if self.begin is not None else None
-
-    @property
-    def meter_start_wh(self) -> int | None:
-        return self.begin["energy_wh"] if self.begin is not None else None
-
-
-@dataclass
-class Connector:
-    config: ConnectorConfig
-    meter: ConnectorMeter
-    sm: ConnectorStateMachine
-    plugged: bool = False
-    load_released: bool = False
-    operative: bool = True
-    inoperative_scheduled: bool = False
-    hardware_fault: str | None = None
-    meter_fault: str | None = None
-    pending_id_tag: str | None = None
-    tx: ActiveTransaction | None = None
-    # a stop asked for while the start is still waiting (for the EV or the meter)
-    abort_reason: StopReason | None = None
-    abort_id_tag: str | None = None
-    abort_event: asyncio.Event = field(default_factory=asyncio.Event)
-    last_energy_wh: int | None = None
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    plugged_event: asyncio.Event = field(default_factory=asyncio.Event)
-
-    @property
-    def id(self) -> int:
-        return self.config.id
-
-    @property
-    def status(self) -> ConnectorStatus:
-        return self.sm.status
-
-
-VolatileMeterValues = Callable[[int, str, list[events.Sample]], None]
-
-
-@dataclass(frozen=True)
-class _Start:
-    """Who a start is for and how it was asked for."""
-
-    id_tag: str
-    trigger: str  # "Authorized" at the station, "RemoteStart" from the CSMS
-    parent_id_tag: str | None
-    remote_start_id: int | None
-    token_type: str | None = None  # the id token's type when the CSMS named one (2.0.1)
-
-
-@dataclass(frozen=True)
-class TxPoints:
-    """Where transactions start and stop (OCPP 2.0.1 TxStartPoint / TxStopPoint names)."""
-
-    start: frozenset[str]
-    stop: frozenset[str]
-
-
-# OCPP 1.6: a transaction is exactly its signed charging period.
-SIGNED_PERIOD = TxPoints(
-    frozenset({events.POWER_PATH_CLOSED}), frozenset({events.POWER_PATH_CLOSED})
-)
+SETTING_POLL_S = 1.0  # how soon a loop notices its interval setting switched on
+KEPT_OPEN_SETTING = "shutdown.sessions_kept_open"  # the sessions a clean stop left open
 
 
 class Station:
@@ -227,7 +130,7 @@ class Station:
         for c in self.connectors.values():
             row = open_by_connector.get(c.id)
             if row is not None:
-                c.tx = _active_from_row(row)
+                c.tx = active_from_row(row)
                 if row.local_id in kept_open and row.charging:
                     self._spawn(self._resume(c, row), f"resume connector {c.id}")
                 else:
@@ -675,7 +578,7 @@ class Station:
         billed, when the start does not get that far."""
         async with c.lock:
             c.pending_id_tag = id_tag
-            start = _Start(id_tag, trigger, parent_id_tag, remote_start_id, token_type)
+            start = StartRequest(id_tag, trigger, parent_id_tag, remote_start_id, token_type)
             try:
                 if c.tx is not None and (c.tx.begin is not None or c.tx.id_tag):
                     return
@@ -715,7 +618,7 @@ class Station:
             return StopReason.EV_DISCONNECTED
         return StopReason.OTHER
 
-    async def _open(self, c: Connector, start_point: str, start: _Start | None) -> None:
+    async def _open(self, c: Connector, start_point: str, start: StartRequest | None) -> None:
         """Open a transaction before the meter signs (start point EVConnected/Authorized);
         `start` is None when nobody is authorized yet (the EV plugged in)."""
         id_tag = start.id_tag if start is not None else ""
@@ -757,7 +660,7 @@ class Station:
         )
         self.outbox_changed()
 
-    async def _authorize_open(self, c: Connector, start: _Start) -> None:
+    async def _authorize_open(self, c: Connector, start: StartRequest) -> None:
         """The id tag for a transaction opened when the EV plugged in."""
         tx = c.tx
         assert tx is not None
@@ -908,7 +811,7 @@ class Station:
             return f"stopped ({c.abort_reason})"
         return None
 
-    async def _begin(self, c: Connector, start: _Start) -> None:
+    async def _begin(self, c: Connector, start: StartRequest) -> None:
         driver = c.meter.driver
         id_tag = start.id_tag
         try:
@@ -949,7 +852,7 @@ class Station:
             else:
                 c.sm.go(self._idle_status(c))
             return
-        begin = _signed_value(snap, signed_at, key)
+        begin = signed_value(snap, signed_at, key)
         meter_start = begin["energy_wh"]
         offline = not self.is_online()
         begin_values: list[tuple[str, dict[str, Any]]] = []
@@ -958,7 +861,7 @@ class Station:
             # a transaction opened earlier learns its signed Begin from this message
             sign = self.settings.flag("SampledDataSignStartedReadings")
             samples = (
-                [_energy_sample(meter_start)]
+                [energy_sample(meter_start)]
                 if "Energy.Active.Import.Register" in started_measurands
                 else []
             )
@@ -1021,7 +924,7 @@ class Station:
         signed_at: str,
         begin: events.SignedValue,
         begin_values: list[tuple[str, dict[str, Any]]],
-        start: _Start,
+        start: StartRequest,
     ) -> ActiveTransaction:
         """The signed Begin and its messages into the store, in one SQL transaction."""
         meter_start = begin["energy_wh"]
@@ -1036,7 +939,7 @@ class Station:
                 started_at=signed_at,
                 meter_start_wh=meter_start,
                 begin_ocmf=snap.ocmf,
-                begin_fields=_fields_json(snap),
+                begin_fields=fields_json(snap),
                 messages=begin_values,
             )
             tx = c.tx
@@ -1049,7 +952,7 @@ class Station:
                 meter_start_wh=meter_start,
                 begin=begin,
                 trigger=start.trigger,
-                start_point=_late_start_point(self.tx_points().start),
+                start_point=late_start_point(self.tx_points().start),
                 remote_start_id=start.remote_start_id,
                 plugged=c.plugged,
                 offline=offline,
@@ -1066,7 +969,7 @@ class Station:
                 started_at=signed_at,
                 meter_start_wh=meter_start,
                 begin_ocmf=snap.ocmf,
-                begin_fields=_fields_json(snap),
+                begin_fields=fields_json(snap),
                 messages=[(events.TRANSACTION_STARTED, started), *begin_values],
             )
             tx = ActiveTransaction(local_id, id_tag, signed_at)
@@ -1092,7 +995,7 @@ class Station:
         """Charging stops but the transaction stays open: its stop points are all still
         valid (TxStopPoint EVConnected alone and the EV still plugged in)."""
         stop = self.tx_points().stop
-        if reason not in _DEAUTHORIZING or not c.plugged:
+        if reason not in DEAUTHORIZING or not c.plugged:
             return False
         return not stop & {events.AUTHORIZED, events.POWER_PATH_CLOSED, events.ENERGY_TRANSFER}
 
@@ -1120,7 +1023,7 @@ class Station:
             end, unsigned = await self._end_snapshot(c, tx, recovering)
             tx.end = end
         if end is not None:
-            end_value: events.SignedValue | None = _signed_value(
+            end_value: events.SignedValue | None = signed_value(
                 end, signed_at, c.meter.driver.pinned_key
             )
             assert end_value is not None
@@ -1166,7 +1069,7 @@ class Station:
             stopped_at=signed_at,
             meter_stop_wh=meter_stop,
             end_ocmf=end.ocmf if end is not None else None,
-            end_fields=_fields_json(end) if end is not None else None,
+            end_fields=fields_json(end) if end is not None else None,
             stop_reason=reason.value,
             stop_id_tag=id_tag,
             unsigned_end_reason=unsigned,
@@ -1227,7 +1130,7 @@ class Station:
     def _ended_from_row(
         self, row: TransactionRow, timestamp: str, close_reason: StopReason
     ) -> dict[str, Any]:
-        begin = _begin_from_row(row)
+        begin = begin_from_row(row)
         assert begin is not None and row.stopped_at is not None and row.meter_stop_wh is not None
         end: events.SignedValue | None = None
         if row.end_ocmf is not None:
@@ -1255,7 +1158,7 @@ class Station:
 
     def _stop_samples(self, meter_stop: int) -> list[events.Sample]:
         if "Energy.Active.Import.Register" in self.settings.items("StopTxnSampledData"):
-            return [_energy_sample(meter_stop)]
+            return [energy_sample(meter_stop)]
         return []
 
     def _prove(self, local_id: int) -> None:
@@ -1419,7 +1322,7 @@ class Station:
         reading = await c.meter.driver.energy()
         if reading.total_wh is not None:
             c.last_energy_wh = int(reading.total_wh)
-        samples = _samples(reading, self.settings.items("MeterValuesSampledData"))
+        samples = samples_of(reading, self.settings.items("MeterValuesSampledData"))
         tx = c.tx
         if tx is not None and tx.charging and c.load_released and c.plugged:
             if reading.power_w:
@@ -1491,7 +1394,7 @@ class Station:
                 except MeterError as exc:
                     log.warning("connector %d: clock-aligned reading failed: %s", c.id, exc)
                     continue
-                samples = _samples(reading, self.settings.items("MeterValuesAlignedData"))
+                samples = samples_of(reading, self.settings.items("MeterValuesAlignedData"))
                 if not samples:
                     continue
                 if c.tx is not None:
@@ -1547,76 +1450,3 @@ class Station:
     async def read_meter(self, connector_id: int) -> list[events.Sample]:
         """A fresh reading (TriggerMessage MeterValues)."""
         return await self._sample_connector(self.connector(connector_id))
-
-
-def _begin_from_row(row: TransactionRow) -> events.SignedValue | None:
-    if (
-        row.begin_ocmf is None
-        or row.started_at is None
-        or row.meter_start_wh is None
-        or row.public_key_hex is None
-    ):
-        return None
-    return {
-        "ocmf": row.begin_ocmf,
-        "timestamp": row.started_at,
-        "energy_wh": row.meter_start_wh,
-        "public_key_hex": row.public_key_hex,
-    }
-
-
-def _active_from_row(row: TransactionRow) -> ActiveTransaction:
-    tx = ActiveTransaction(row.local_id, row.id_tag, row.opened_at)
-    begin = _begin_from_row(row)
-    if begin is not None and row.begin_fields is not None:
-        tx.begin = begin
-        tx.begin_rcnt = int(json.loads(row.begin_fields)["rcnt"])
-        tx.begin_ma1 = row.meter_serial or ""
-    if row.stopped_at is not None and row.stop_reason is not None:
-        tx.ended_reason = StopReason(row.stop_reason)
-    return tx
-
-
-def _late_start_point(points: frozenset[str]) -> str:
-    """The start point a transaction opened at by the meter's signed Begin names: the
-    signed data, the closed power path and energy transfer all follow from it at once (the
-    load is released only once the Begin is signed and stored)."""
-    for point in (events.DATA_SIGNED, events.POWER_PATH_CLOSED, events.ENERGY_TRANSFER):
-        if point in points:
-            return point
-    return events.POWER_PATH_CLOSED
-
-
-def _samples(reading: EnergyReading, wanted: list[str]) -> list[events.Sample]:
-    """The measurands asked for, from one meter reading."""
-    samples: list[events.Sample] = []
-    if reading.total_wh is not None and "Energy.Active.Import.Register" in wanted:
-        samples.append(_energy_sample(int(reading.total_wh)))
-    if reading.power_w is not None and "Power.Active.Import" in wanted:
-        samples.append(
-            {"measurand": "Power.Active.Import", "value": str(int(reading.power_w)), "unit": "W"}
-        )
-    return samples
-
-
-def _energy_sample(wh: int) -> events.Sample:
-    return {"measurand": "Energy.Active.Import.Register", "value": str(wh), "unit": "Wh"}
-
-
-def _signed_value(
-    snap: SignedSnapshot, signed_at: str, key: PublicKeyInfo | None
-) -> events.SignedValue:
-    total = snap.fields.total_energy_wh
-    return {
-        "ocmf": snap.ocmf,
-        "timestamp": signed_at,
-        "energy_wh": int(total) if total is not None else 0,
-        "public_key_hex": key.der_hex if key is not None else "",
-    }
-
-
-def _fields_json(snap: SignedSnapshot) -> str:
-    data = {k: (v.hex() if isinstance(v, bytes) else v) for k, v in asdict(snap.fields).items()}
-    data["signature"] = snap.signature.hex()
-    data["read_at"] = datetime.now(UTC).isoformat()
-    return json.dumps(data, sort_keys=True)

@@ -25,8 +25,9 @@ from chargepoint.config import StationConfig
 from chargepoint.core import events
 from chargepoint.core.auth import Authorizer, AuthStatus, IdTagInfo
 from chargepoint.core.settings import SetResult, Settings
-from chargepoint.core.station import Station, StopReason
+from chargepoint.core.station import Station
 from chargepoint.core.status import StatusReport
+from chargepoint.core.transaction import StopReason
 from chargepoint.csms_link import open_link
 from chargepoint.csms_session import CsmsSessionLoop
 from chargepoint.ocpp16 import messages as m
