@@ -7,10 +7,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import time
 from collections.abc import Coroutine
+from dataclasses import asdict, is_dataclass
+from types import ModuleType
 from typing import Any, Generic, TypeVar
 
+from ocpp.charge_point import camel_to_snake_case, snake_to_camel_case
+from ocpp.exceptions import OCPPError
 from websockets.asyncio.client import ClientConnection
 
 from chargepoint.config import StationConfig
@@ -22,9 +28,29 @@ log = logging.getLogger("chargepoint.ocpp")
 CP = TypeVar("CP")
 
 
+class CsmsCallError(Exception):
+    """The CSMS answered a CALL with a CALLERROR."""
+
+    def __init__(self, code: str, description: str) -> None:
+        self.code = code
+        self.description = description
+        super().__init__(f"{code}: {description}")
+
+
+def as_wire_dict(result: Any) -> dict[str, Any]:
+    """A library CALLRESULT payload as the camelCase dict on the wire (None fields left out)."""
+    if result is None:
+        return {}
+    raw = asdict(result) if is_dataclass(result) and not isinstance(result, type) else dict(result)
+    converted: dict[str, Any] = snake_to_camel_case({k: v for k, v in raw.items() if v is not None})
+    return converted
+
+
 class CsmsSessionLoop(Generic[CP]):
-    def __init__(self, config: StationConfig) -> None:
+    def __init__(self, config: StationConfig, calls: ModuleType) -> None:
+        """`calls`: the version's library module of CALL payload classes (ocpp.v16.call)."""
         self.config = config
+        self._calls = calls
         self.cp: CP | None = None
         self.ws: ClientConnection | None = None
         self.accepted = asyncio.Event()
@@ -44,6 +70,30 @@ class CsmsSessionLoop(Generic[CP]):
 
     async def _work(self) -> None:
         raise NotImplementedError
+
+    # ---- calls -----------------------------------------------------------------------------
+
+    async def send(self, action: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """One CALL; CsmsCallError on CALLERROR, TimeoutError, ConnectionClosed."""
+        cp = self.cp
+        if cp is None:
+            raise ConnectionError("not connected to the CSMS")
+        request = getattr(self._calls, action)(**camel_to_snake_case(payload))
+        log.info("-> %s %s", action, json.dumps(payload)[:400])
+        started = time.monotonic()
+        try:
+            result = await cp.call(request, suppress=False)  # type: ignore[attr-defined]
+        except OCPPError as exc:
+            log.warning("<- %s CALLERROR %s: %s", action, exc.code, exc.description)
+            raise CsmsCallError(exc.code, str(exc.description)) from exc
+        answer = as_wire_dict(result)
+        log.info(
+            "<- %s result in %.0f ms %s",
+            action,
+            (time.monotonic() - started) * 1000,
+            json.dumps(answer)[:200],
+        )
+        return answer
 
     # ---- the loop ------------------------------------------------------------------------
 

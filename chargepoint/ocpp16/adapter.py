@@ -6,11 +6,8 @@ import asyncio
 import contextlib
 import json
 import logging
-import time
-from dataclasses import asdict, is_dataclass
 from typing import Any
 
-from ocpp.charge_point import camel_to_snake_case, snake_to_camel_case
 from ocpp.exceptions import OCPPError
 from ocpp.messages import unpack
 from ocpp.routing import after, on
@@ -29,7 +26,7 @@ from chargepoint.core.station import Station
 from chargepoint.core.status import StatusReport
 from chargepoint.core.transaction import StopReason
 from chargepoint.csms_link import open_link
-from chargepoint.csms_session import CsmsSessionLoop
+from chargepoint.csms_session import CsmsCallError, CsmsSessionLoop
 from chargepoint.ocpp16 import messages as m
 from chargepoint.store import AsyncStore, OutboxMessage, utc_now
 from chargepoint.tasks import cancel_and_wait
@@ -54,23 +51,6 @@ def redacted(action: str, payload: Any) -> str:
     ):
         payload = {**payload, "value": "***"}
     return json.dumps(payload)[:400]
-
-
-class CsmsCallError(Exception):
-    """The CSMS answered a CALL with a CALLERROR."""
-
-    def __init__(self, code: str, description: str) -> None:
-        self.code = code
-        self.description = description
-        super().__init__(f"{code}: {description}")
-
-
-def _as_dict(result: Any) -> dict[str, Any]:
-    if result is None:
-        return {}
-    raw = asdict(result) if is_dataclass(result) and not isinstance(result, type) else dict(result)
-    converted: dict[str, Any] = snake_to_camel_case({k: v for k, v in raw.items() if v is not None})
-    return converted
 
 
 def _id_tag_info(raw: dict[str, Any] | None) -> IdTagInfo | None:
@@ -262,7 +242,7 @@ class Ocpp16Adapter(CsmsSessionLoop[StationChargePoint]):
         store: AsyncStore,
         authorizer: Authorizer,
     ) -> None:
-        super().__init__(config)
+        super().__init__(config, call)
         self.station = station
         self.settings = settings
         self.store = store
@@ -346,28 +326,6 @@ class Ocpp16Adapter(CsmsSessionLoop[StationChargePoint]):
         self._outbox_event.set()
 
     # ---- calls -------------------------------------------------------------------------
-
-    async def send(self, action: str, payload: dict[str, Any]) -> dict[str, Any]:
-        """One CALL; CsmsCallError on CALLERROR, TimeoutError, ConnectionClosed."""
-        cp = self.cp
-        if cp is None:
-            raise ConnectionError("not connected to the CSMS")
-        request = getattr(call, action)(**camel_to_snake_case(payload))
-        log.info("-> %s %s", action, json.dumps(payload)[:400])
-        started = time.monotonic()
-        try:
-            result = await cp.call(request, suppress=False)
-        except OCPPError as exc:
-            log.warning("<- %s CALLERROR %s: %s", action, exc.code, exc.description)
-            raise CsmsCallError(exc.code, str(exc.description)) from exc
-        answer = _as_dict(result)
-        log.info(
-            "<- %s result in %.0f ms %s",
-            action,
-            (time.monotonic() - started) * 1000,
-            json.dumps(answer)[:200],
-        )
-        return answer
 
     async def authorize_online(self, id_tag: str) -> IdTagInfo | None:
         if not self.accepted.is_set():

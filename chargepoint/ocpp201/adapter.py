@@ -30,13 +30,10 @@ import contextlib
 import json
 import logging
 import re
-import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import asdict, is_dataclass
 from typing import Any
 
-from ocpp.charge_point import camel_to_snake_case, snake_to_camel_case
 from ocpp.exceptions import OccurrenceConstraintViolationError, OCPPError
 from ocpp.messages import Call, unpack, validate_payload
 from ocpp.routing import after, on
@@ -55,7 +52,7 @@ from chargepoint.core.station import Station
 from chargepoint.core.status import StatusReport
 from chargepoint.core.transaction import StopReason, TxPoints
 from chargepoint.csms_link import open_link
-from chargepoint.csms_session import CsmsSessionLoop
+from chargepoint.csms_session import CsmsCallError, CsmsSessionLoop
 from chargepoint.ocpp201 import messages as m
 from chargepoint.ocpp201.device_model import REPORT_BASES, DeviceModel, TooManyItems
 from chargepoint.store import AsyncStore, OutboxMessage, utc_now
@@ -125,23 +122,6 @@ class _RedactSecrets(logging.Filter):
 _lib_log = logging.getLogger("chargepoint.ocpp201.library")
 _lib_log.setLevel(logging.WARNING)
 _lib_log.addFilter(_RedactSecrets())
-
-
-class CsmsCallError(Exception):
-    """The CSMS answered a CALL with a CALLERROR."""
-
-    def __init__(self, code: str, description: str) -> None:
-        self.code = code
-        self.description = description
-        super().__init__(f"{code}: {description}")
-
-
-def _as_dict(result: Any) -> dict[str, Any]:
-    if result is None:
-        return {}
-    raw = asdict(result) if is_dataclass(result) and not isinstance(result, type) else dict(result)
-    converted: dict[str, Any] = snake_to_camel_case({k: v for k, v in raw.items() if v is not None})
-    return converted
 
 
 def _id_tag_info(raw: Any) -> IdTagInfo | None:
@@ -430,7 +410,7 @@ class Ocpp201Adapter(CsmsSessionLoop[StationChargePoint]):
         authorizer: Authorizer,
         device_model: DeviceModel,
     ) -> None:
-        super().__init__(config)
+        super().__init__(config, call)
         self.station = station
         self.settings = settings
         self.store = store
@@ -559,28 +539,6 @@ class Ocpp201Adapter(CsmsSessionLoop[StationChargePoint]):
         return in_queue, self.station.transaction_by_local_id(local_id) is not None
 
     # ---- calls -------------------------------------------------------------------------
-
-    async def send(self, action: str, payload: dict[str, Any]) -> dict[str, Any]:
-        """One CALL; CsmsCallError on CALLERROR, TimeoutError, ConnectionClosed."""
-        cp = self.cp
-        if cp is None:
-            raise ConnectionError("not connected to the CSMS")
-        request = getattr(call, action)(**camel_to_snake_case(payload))
-        log.info("-> %s %s", action, json.dumps(payload)[:400])
-        started = time.monotonic()
-        try:
-            result = await cp.call(request, suppress=False)
-        except OCPPError as exc:
-            log.warning("<- %s CALLERROR %s: %s", action, exc.code, exc.description)
-            raise CsmsCallError(exc.code, str(exc.description)) from exc
-        answer = _as_dict(result)
-        log.info(
-            "<- %s result in %.0f ms %s",
-            action,
-            (time.monotonic() - started) * 1000,
-            json.dumps(answer)[:200],
-        )
-        return answer
 
     async def authorize_online(self, id_tag: str) -> IdTagInfo | None:
         if not self.accepted.is_set():
