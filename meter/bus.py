@@ -33,6 +33,9 @@ log = logging.getLogger("chargepoint.meter.bus")
 
 DEFAULT_REQUEST_TIMEOUT = 12.0  # the meter may hold its reply while it signs (field guide 1.4)
 DEFAULT_CONNECT_TIMEOUT = 5.0
+# a read the line garbled is asked for once more (each costs a request timeout: RTU has no
+# negative acknowledge, a frame with a broken CRC is just dropped)
+DEFAULT_READ_RETRIES = 1
 
 
 @dataclass
@@ -47,6 +50,7 @@ class BusStatistics:
     bytes_on_wire: int = 0
     no_replies: int = 0
     exception_replies: int = 0
+    read_retries: int = 0
 
     def reset(self) -> None:
         for name in self.__dataclass_fields__:
@@ -61,9 +65,11 @@ class ModbusBus:
         settings: LinkSettings,
         request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        read_retries: int = DEFAULT_READ_RETRIES,
     ) -> None:
         self.settings = settings
         self.request_timeout = request_timeout
+        self.read_retries = read_retries
         self.connect_timeout = connect_timeout
         self.stats = BusStatistics()
         self._client: ModbusBaseClient | None = None
@@ -148,7 +154,20 @@ class ModbusBus:
         raise ModbusExceptionReply(function_code, int(reply.exception_code), address)
 
     async def read(self, unit: int, address: int, count: int) -> list[int]:
-        """Read holding registers (FC3) at a wire address."""
+        """Read holding registers (FC3) at a wire address. A read changes nothing on the
+        meter, so a lost or garbled reply (line noise, a broken CRC) is asked for again, up
+        to `read_retries` times, on a fresh link; then MeterNoReply / MeterReplyInvalid."""
+        for attempt in range(self.read_retries + 1):
+            try:
+                return await self._read_once(unit, address, count)
+            except (MeterNoReply, MeterReplyInvalid) as exc:
+                if attempt == self.read_retries:
+                    raise
+                self.stats.read_retries += 1
+                log.info("meter bus %s: %s; reading again", self.settings.describe(), exc)
+        raise AssertionError("unreachable")
+
+    async def _read_once(self, unit: int, address: int, count: int) -> list[int]:
         async with self._lock:
             self.stats.reads += 1
             self.stats.bytes_on_wire += wiretime.read_request_bytes()

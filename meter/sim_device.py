@@ -84,6 +84,7 @@ class Faults:
     reply_delay: float = 0.0  # extra seconds before every reply
     doe_high: bool = True  # charge release input (the contactor closes only with DOE high)
     contactor_welded: bool = False  # the contactor stays closed whatever DO says
+    crc_errors: int = 0  # the next N replies go out with a broken CRC (line noise)
 
 
 @dataclass

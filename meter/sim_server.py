@@ -203,6 +203,13 @@ class _MeterHandler(ServerRequestHandler):
             return
         response.transaction_id = request.transaction_id
         response.dev_id = request.dev_id
+        meter = self.sim_bus.meters.get(request.dev_id)
+        if meter is not None and meter.faults.crc_errors > 0:
+            meter.faults.crc_errors -= 1
+            packet = bytearray(self.framer.buildFrame(response))
+            packet[-1] ^= 0xFF  # line noise: the checksum no longer matches
+            self.low_level_send(bytes(packet), addr=addr)
+            return
         self.pdu_send(response, addr=addr)
 
 

@@ -95,3 +95,22 @@ async def test_a_meter_clock_that_jumps_during_a_session_keeps_it_provable(env: 
     assert await env.view.remote_stop(started.tx_id) == "Accepted"
     session = await env.view.wait_ended()
     check_signed_pair(session, key, "JUMP-1")  # signed, paired: the jump is in the records
+
+
+async def test_crc_errors_on_the_meter_line_are_retried_and_the_session_is_signed(
+    env: Env,
+) -> None:
+    """Line noise (a reply with a broken CRC, RTU framing) costs a retry, not the session."""
+    await env.start()
+    key = await env.view.meter_key(1)
+    sim = sim_of(env)
+    sim.faults.crc_errors = 1
+    session = await remote_session(env, 1, "NOISE-1", seconds=0.3)
+    check_signed_pair(session, key, "NOISE-1")
+    assert sim.faults.crc_errors == 0, "the broken replies went out"
+    sim.faults.crc_errors = 1
+    await asyncio.sleep(0.1)
+    mark = len(env.csms.received)
+    second = await remote_session(env, 1, "NOISE-2", seconds=0.3, n=2)
+    check_signed_pair(second, key, "NOISE-2")
+    assert "Faulted" not in env.view.statuses(1, mark)

@@ -108,10 +108,19 @@ async def test_a_reply_that_does_not_match_is_invalid_and_the_link_reopened(
         return ReadHoldingRegistersResponse(dev_id=42, registers=[1, 2])
 
     client.read_holding_registers = short_reply  # type: ignore[method-assign]
+    st.bus.read_retries = 0
     with pytest.raises(MeterReplyInvalid, match="2 registers"):
         await st.bus.read(42, COMMON.wire("Mn"), 16)
     assert text(await st.bus.read(42, COMMON.wire("Mn"), 16)) == b"BAUER Electronic"
     assert st.bus._client is not client, "reopened after the mismatched reply"
+
+    # with a retry (the default) the read is asked again on the reopened link
+    st.bus.read_retries = 1
+    garbled = st.bus._client
+    assert garbled is not None
+    garbled.read_holding_registers = short_reply  # type: ignore[method-assign]
+    assert text(await st.bus.read(42, COMMON.wire("Mn"), 16)) == b"BAUER Electronic"
+    assert st.bus.stats.read_retries == 1 and st.bus._client is not garbled
 
     client = st.bus._client
     assert client is not None
