@@ -21,6 +21,7 @@ from websockets.asyncio.client import ClientConnection
 
 from chargepoint.config import StationConfig
 from chargepoint.csms_link import Backoff, CsmsLinkError
+from chargepoint.store import AsyncStore, OutboxMessage
 from chargepoint.tasks import cancel_and_wait
 
 log = logging.getLogger("chargepoint.ocpp")
@@ -47,15 +48,20 @@ def as_wire_dict(result: Any) -> dict[str, Any]:
 
 
 class CsmsSessionLoop(Generic[CP]):
-    def __init__(self, config: StationConfig, calls: ModuleType) -> None:
+    def __init__(self, config: StationConfig, calls: ModuleType, store: AsyncStore) -> None:
         """`calls`: the version's library module of CALL payload classes (ocpp.v16.call)."""
         self.config = config
+        self.store = store
         self._calls = calls
         self.cp: CP | None = None
         self.ws: ClientConnection | None = None
         self.accepted = asyncio.Event()
         self._stopping = False
         self._owned: set[asyncio.Task[None]] = set()
+        self._outbox_event = asyncio.Event()  # the durable outbox or the volatile queue grew
+        # messages not worth keeping across a restart: status, heartbeat, triggered values
+        self._volatile: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
+        self._heartbeat_interval = 0  # seconds; 0 sends none
 
     # ---- what each adapter provides ------------------------------------------------------
 
@@ -70,6 +76,40 @@ class CsmsSessionLoop(Generic[CP]):
 
     async def _work(self) -> None:
         raise NotImplementedError
+
+    async def _send_durable(self, message: OutboxMessage) -> None:
+        """Send one stored transaction message (and mark it sent, retried or flagged)."""
+        raise NotImplementedError
+
+    def _volatile_answered(self, action: str, answer: dict[str, Any]) -> None:
+        """A volatile message got its answer."""
+
+    # ---- the sender ----------------------------------------------------------------------
+
+    async def _heartbeats(self) -> None:
+        while True:
+            await asyncio.sleep(
+                max(self._heartbeat_interval, 1) if self._heartbeat_interval else 60
+            )
+            if self._heartbeat_interval <= 0:
+                continue
+            self._volatile.put_nowait(("Heartbeat", {}))
+            self._outbox_event.set()
+
+    async def _drain_forever(self) -> None:
+        """Stored transaction messages first, in order; then the volatile ones."""
+        while True:
+            self._outbox_event.clear()
+            message = await self.store.next_pending()
+            if message is not None:
+                await self._send_durable(message)
+                continue
+            if not self._volatile.empty():
+                action, payload = self._volatile.get_nowait()
+                with contextlib.suppress(CsmsCallError, TimeoutError):
+                    self._volatile_answered(action, await self.send(action, payload))
+                continue
+            await self._outbox_event.wait()
 
     # ---- calls -----------------------------------------------------------------------------
 

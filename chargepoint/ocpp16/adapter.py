@@ -242,13 +242,10 @@ class Ocpp16Adapter(CsmsSessionLoop[StationChargePoint]):
         store: AsyncStore,
         authorizer: Authorizer,
     ) -> None:
-        super().__init__(config, call)
+        super().__init__(config, call, store)
         self.station = station
         self.settings = settings
-        self.store = store
         self.authorizer = authorizer
-        self._outbox_event = asyncio.Event()
-        self._volatile: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
         self._csms_ids: dict[int, int] = {}
         self._heartbeat_interval = settings.number("HeartbeatInterval")
         self.last_boot_status = ""
@@ -399,33 +396,11 @@ class Ocpp16Adapter(CsmsSessionLoop[StationChargePoint]):
             log.warning("boot %s by the CSMS; trying again in %d s", status, wait)
             await asyncio.sleep(wait)
 
-    async def _heartbeats(self) -> None:
-        while True:
-            await asyncio.sleep(
-                max(self._heartbeat_interval, 1) if self._heartbeat_interval else 60
-            )
-            if self._heartbeat_interval <= 0:
-                continue
-            self._volatile.put_nowait(("Heartbeat", {}))
-            self._outbox_event.set()
-
     # ---- the sender --------------------------------------------------------------------
 
-    async def _drain_forever(self) -> None:
-        while True:
-            self._outbox_event.clear()
-            message = await self.store.next_pending()
-            if message is not None:
-                await self._send_durable(message)
-                continue
-            if not self._volatile.empty():
-                action, payload = self._volatile.get_nowait()
-                with contextlib.suppress(CsmsCallError, TimeoutError):
-                    answer = await self.send(action, payload)
-                    if action == "BootNotification":  # triggered by the CSMS
-                        self.registration = str(answer.get("status"))
-                continue
-            await self._outbox_event.wait()
+    def _volatile_answered(self, action: str, answer: dict[str, Any]) -> None:
+        if action == "BootNotification":  # triggered by the CSMS
+            self.registration = str(answer.get("status"))
 
     async def _send_durable(self, message: OutboxMessage) -> None:
         built = await self._build(message)

@@ -410,14 +410,11 @@ class Ocpp201Adapter(CsmsSessionLoop[StationChargePoint]):
         authorizer: Authorizer,
         device_model: DeviceModel,
     ) -> None:
-        super().__init__(config, call)
+        super().__init__(config, call, store)
         self.station = station
         self.settings = settings
-        self.store = store
         self.authorizer = authorizer
         self.device_model = device_model
-        self._outbox_event = asyncio.Event()
-        self._volatile: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
         self._heartbeat_interval = settings.number("HeartbeatInterval")
         self.last_boot_status = ""
         self.registration = ""  # the last BootNotification answer: Accepted/Pending/Rejected
@@ -627,31 +624,7 @@ class Ocpp201Adapter(CsmsSessionLoop[StationChargePoint]):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._boot_retry.wait(), wait)
 
-    async def _heartbeats(self) -> None:
-        while True:
-            await asyncio.sleep(
-                max(self._heartbeat_interval, 1) if self._heartbeat_interval else 60
-            )
-            if self._heartbeat_interval <= 0:
-                continue
-            self._volatile.put_nowait(("Heartbeat", {}))
-            self._outbox_event.set()
-
     # ---- the sender --------------------------------------------------------------------
-
-    async def _drain_forever(self) -> None:
-        while True:
-            self._outbox_event.clear()
-            message = await self.store.next_pending()
-            if message is not None:
-                await self._send_durable(message)
-                continue
-            if not self._volatile.empty():
-                action, payload = self._volatile.get_nowait()
-                with contextlib.suppress(CsmsCallError, TimeoutError):
-                    await self.send(action, payload)
-                continue
-            await self._outbox_event.wait()
 
     async def _send_durable(self, message: OutboxMessage) -> None:
         built = await self._build(message)
