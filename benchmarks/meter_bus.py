@@ -23,15 +23,15 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from meter import bsm_registers as regmap
-from meter.bsm_driver import BsmWs36a, MeterTimeouts
-from meter.bus import ModbusBus
-from meter.loopback import free_port
-from meter.sim_device import SimulatedBsm, SimulatorConfig
-from meter.sim_server import SimulatedBus
+from meter.bsm import registers as regmap
+from meter.bsm.driver import BsmWs36a, MeterTimeouts
+from meter.modbus.bus import ModbusBus
+from meter.modbus.loopback import free_port
+from meter.modbus.sunspec import plan_reads
+from meter.modbus.wiretime import LineSettings
+from meter.sim.device import SimulatedBsm, SimulatorConfig
+from meter.sim.server import SimulatedBus
 from meter.snapshot import SignedSnapshot, SnapshotKind, SnapshotStatus
-from meter.sunspec import plan_reads
-from meter.wiretime import LineSettings
 
 LINE = LineSettings(baudrate=19200, parity="E")
 

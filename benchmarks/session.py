@@ -32,10 +32,10 @@ import yaml
 from chargepoint.core import events
 from chargepoint.store import Store, utc_now
 from chargepoint.testcsms import Received, TestCsms
-from meter import bsm_registers as regmap
+from meter.bsm import registers as regmap
+from meter.modbus.sunspec import plan_reads
+from meter.modbus.wiretime import LineSettings
 from meter.snapshot import SnapshotKind
-from meter.sunspec import plan_reads
-from meter.wiretime import LineSettings
 
 REPO = Path(__file__).resolve().parent.parent
 STATION = "CP-BENCH-001"
@@ -238,7 +238,7 @@ VERSIONS: dict[str, type[Version]] = {"1.6": Version16, "2.0.1": Version201}
 def spawn(config: Path, log: Path) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "chargepoint.cli", "run", "--config", str(config)],
+            [sys.executable, "-m", "chargepoint", "run", "--config", str(config)],
             stdout=out,
             stderr=subprocess.STDOUT,
             cwd=REPO,

@@ -27,8 +27,8 @@ import yaml
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from chargepoint.store import Store
-from meter.bsm_ocmf import sign_and_assemble
-from meter.keys import public_der
+from meter.bsm.ocmf import sign_and_assemble
+from meter.proof.keys import public_der
 
 REPO = Path(__file__).resolve().parent.parent
 STATION = "CP-BENCH-VERIFY"
@@ -137,7 +137,7 @@ def timed(args: list[str]) -> tuple[float, float, str]:
     """(seconds, peak RSS in MiB, stdout) of a chargepoint command in its own process."""
     t0 = time.monotonic()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "chargepoint.cli", *args],
+        [sys.executable, "-m", "chargepoint", *args],
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

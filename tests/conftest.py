@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from meter.bsm_driver import BsmWs36a, MeterTimeouts
-from meter.bus import ModbusBus
-from meter.loopback import free_port
-from meter.sim_device import SimulatedBsm, SimulatorConfig
-from meter.sim_server import SimulatedBus
-from meter.wiretime import LineSettings
+from meter.bsm.driver import BsmWs36a, MeterTimeouts
+from meter.modbus.bus import ModbusBus
+from meter.modbus.loopback import free_port
+from meter.modbus.wiretime import LineSettings
+from meter.sim.device import SimulatedBsm, SimulatorConfig
+from meter.sim.server import SimulatedBus
 
 
 @dataclass

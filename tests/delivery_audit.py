@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chargepoint.testcsms import Received
-from meter.keys import load_public_key
-from meter.ocmf import parse_ocmf, verify_ocmf
+from meter.proof.keys import load_public_key
+from meter.proof.ocmf import parse_ocmf, verify_ocmf
 from tests.ocpp_views import View, canonical, signed_values_201
 from tests.station_harness import signed_values
 

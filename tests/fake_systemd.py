@@ -77,7 +77,7 @@ class ServiceProcess:
             if self.watchdog_s is not None:
                 env["WATCHDOG_USEC"] = str(int(self.watchdog_s * 1_000_000))
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "chargepoint.cli", "run", "--config", str(self.config)],
+                [sys.executable, "-m", "chargepoint", "run", "--config", str(self.config)],
                 stdout=log,
                 stderr=log,
                 cwd=REPO_ROOT,

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chargepoint.control import ControlAddress, request
+from chargepoint.service.control import ControlAddress, request
 from chargepoint.testcsms import CallErrorReply, StationNotConnected, TestCsms
 from tests.delivery_audit import Audit, audit
 from tests.ocpp_views import VIEWS, View

@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from chargepoint.control import ControlAddress, request
-from chargepoint.daemon import Daemon
+from chargepoint.service.control import ControlAddress, request
+from chargepoint.service.daemon import Daemon
 from chargepoint.testcsms import TestCsms
-from meter.keys import load_public_key
-from meter.ocmf import parse_ocmf, verify_ocmf
+from meter.proof.keys import load_public_key
+from meter.proof.ocmf import parse_ocmf, verify_ocmf
 from tests.ocpp_views import VIEWS, Session, View
 from tests.station_harness import STATION_ID, InProcessStation, station_yaml, wait_until
 

@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from chargepoint.config import load_config
-from chargepoint.daemon import Daemon
+from chargepoint.service.daemon import Daemon
 from chargepoint.testcsms import Received, TestCsms
 from tests.shared_vectors import REPO_ROOT
 
@@ -137,7 +137,7 @@ class StationProcess:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "chargepoint.cli", "run", "--config", str(self.config_path)],
+            [sys.executable, "-m", "chargepoint", "run", "--config", str(self.config_path)],
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=REPO_ROOT,

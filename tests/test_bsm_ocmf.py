@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from meter.bsm_ocmf import (
+from meter.bsm.ocmf import (
     MAX_SIGNATURE_DER_LEN,
     OcmfStyle,
     assemble,
@@ -20,8 +20,8 @@ from meter.bsm_ocmf import (
     max_record_length,
     sign_and_assemble,
 )
-from meter.keys import PublicKeyInfo, load_public_key, public_der
-from meter.ocmf import parse_ocmf, verify_ocmf
+from meter.proof.keys import PublicKeyInfo, load_public_key, public_der
+from meter.proof.ocmf import parse_ocmf, verify_ocmf
 from meter.snapshot import INT16_NA, UINT32_NA, OcmfIdentity, SnapshotFields
 from tests.shared_vectors import bsm_public_key_hex, bsm_vectors, multivendor_vectors
 from tests.test_bsm_signature import snapshot_fields

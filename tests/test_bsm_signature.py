@@ -13,14 +13,14 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
     encode_dss_signature,
 )
 
-from meter.bsm_signature import (
+from meter.bsm.signature import (
     abstract_representation,
     legacy_abstract_representation,
     sign_snapshot,
     snapshot_digest,
     verify_snapshot_signature,
 )
-from meter.keys import PublicKeyInfo, load_public_key
+from meter.proof.keys import PublicKeyInfo, load_public_key
 from meter.snapshot import INT16_NA, UINT32_NA, LegacySnapshotFields, SnapshotFields
 from tests.shared_vectors import bsm_public_key_hex, bsm_vectors
 

@@ -3,8 +3,8 @@ the document alone."""
 
 from __future__ import annotations
 
-from meter import chargy
-from meter.keys import load_public_key
+from meter.bsm import chargy
+from meter.proof.keys import load_public_key
 from tests.shared_vectors import bsm_public_key_hex, bsm_vectors
 from tests.test_bsm_signature import snapshot_fields
 

@@ -12,14 +12,14 @@ from typing import Any
 
 import pytest
 
-from chargepoint.cli import main
+from chargepoint.cli.main import main
 from tests.conftest import free_port
 
 
 class SimProcess:
     def __init__(self, args: list[str]) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "chargepoint.cli", "simulate-meter", *args],
+            [sys.executable, "-m", "chargepoint", "simulate-meter", *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

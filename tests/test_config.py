@@ -9,6 +9,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import ValidationError
 
+from chargepoint.cli.config_commands import add_check_config_parser
 from chargepoint.config import (
     EXIT_CONFIG,
     ConfigError,
@@ -20,8 +21,7 @@ from chargepoint.config import (
     StationConfig,
     load_config,
 )
-from chargepoint.config_commands import add_check_config_parser
-from meter.keys import public_der
+from meter.proof.keys import public_der
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 

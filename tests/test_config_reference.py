@@ -12,8 +12,8 @@ import jsonschema  # type: ignore[import-untyped]
 import pytest
 import yaml
 
-from chargepoint import config_reference
-from chargepoint.cli import main
+from chargepoint.cli import config_reference
+from chargepoint.cli.main import main
 from chargepoint.config import ConfigError, parse_config
 from tests.shared_vectors import REPO_ROOT
 
@@ -30,7 +30,7 @@ def test_committed_reference_is_what_the_models_generate(fmt: str) -> None:
     path = GENERATED[fmt]
     assert path.exists(), f"{path} is missing: run `{config_reference.REGENERATE}`"
     assert path.read_text(encoding="utf-8") == config_reference.render(fmt), (
-        f"{path.relative_to(REPO_ROOT)} is out of date with chargepoint/config.py: run "
+        f"{path.relative_to(REPO_ROOT)} is out of date with chargepoint/config/: run "
         f"`{config_reference.REGENERATE}` (chargepoint config-reference --format {fmt} "
         f"--output {path.relative_to(REPO_ROOT)}) and commit the result"
     )
@@ -39,7 +39,7 @@ def test_committed_reference_is_what_the_models_generate(fmt: str) -> None:
 def test_every_key_is_described() -> None:
     assert config_reference.missing_descriptions() == [], (
         "give these fields a Field(description=...) or an entry in "
-        "chargepoint/config_reference.py DESCRIPTIONS"
+        "chargepoint/cli/config_reference.py DESCRIPTIONS"
     )
 
 

@@ -19,7 +19,7 @@ from jsonschema import Draft6Validator  # type: ignore[import-untyped]
 
 from chargepoint.config import StationConfig, parse_config
 from chargepoint.core.settings import Settings, station_specs
-from chargepoint.ocpp201.device_model import (
+from chargepoint.csms.ocpp201.device_model import (
     DEFAULT_TX_START_POINT,
     DEFAULT_TX_STOP_POINT,
     REPORT_VALUE_MAX,

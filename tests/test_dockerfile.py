@@ -10,7 +10,7 @@ import shlex
 import subprocess
 from pathlib import Path
 
-from chargepoint.cli import build_parser
+from chargepoint.cli.main import build_parser
 from tests.shared_vectors import REPO_ROOT
 from tests.tools import require_tool
 
@@ -141,9 +141,14 @@ def test_the_context_leaves_out_state_venv_history_and_secrets() -> None:
         "state/chargepoint.sqlite",
         "state/simulated-meters/unit-42.key",
         "tests/test_station.py",
-        "chargepoint/__pycache__/cli.cpython-311.pyc",
+        "chargepoint/cli/__pycache__/main.cpython-311.pyc",
         "config/csms-client.pem",
     ):
         assert not in_context(path), path
-    for path in ("pyproject.toml", "chargepoint/cli.py", "meter/bus.py", "config/simulator.yaml"):
+    for path in (
+        "pyproject.toml",
+        "chargepoint/cli/main.py",
+        "meter/modbus/bus.py",
+        "config/simulator.yaml",
+    ):
         assert in_context(path), path

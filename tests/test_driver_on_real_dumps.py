@@ -14,12 +14,12 @@ from typing import cast
 
 import pytest
 
-from meter import bsm_registers as regmap
-from meter.bsm_driver import BsmWs36a, MeterTimeouts
-from meter.bus import ModbusBus
+from meter.bsm import registers as regmap
+from meter.bsm.driver import BsmWs36a, MeterTimeouts
 from meter.errors import MeterReplyInvalid, SnapshotIncomplete
-from meter.keys import load_public_key
-from meter.ocmf import parse_ocmf
+from meter.modbus.bus import ModbusBus
+from meter.proof.keys import load_public_key
+from meter.proof.ocmf import parse_ocmf
 from meter.snapshot import SnapshotKind, SnapshotStatus
 from tests.shared_vectors import bsm_public_key_hex, bsm_vectors
 

@@ -8,10 +8,9 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from meter import bsm_registers as regmap
-from meter.bsm_driver import BsmWs36a, MeterTimeouts
-from meter.bsm_signature import verify_snapshot_signature
-from meter.bus import ModbusBus
+from meter.bsm import registers as regmap
+from meter.bsm.driver import BsmWs36a, MeterTimeouts
+from meter.bsm.signature import verify_snapshot_signature
 from meter.errors import (
     Action,
     ClockSetRefused,
@@ -27,12 +26,13 @@ from meter.errors import (
     SnapshotTimeout,
     SnapshotWrongContactorFeedback,
 )
-from meter.keys import load_public_key
-from meter.ocmf import parse_ocmf, verify_ocmf
-from meter.sim_server import SimulatedBus
+from meter.modbus.bus import ModbusBus
+from meter.modbus.sunspec import bytes_to_registers
+from meter.modbus.wiretime import LineSettings
+from meter.proof.keys import load_public_key
+from meter.proof.ocmf import parse_ocmf, verify_ocmf
+from meter.sim.server import SimulatedBus
 from meter.snapshot import SignedSnapshot, SnapshotKind, SnapshotStatus
-from meter.sunspec import bytes_to_registers
-from meter.wiretime import LineSettings
 from tests.conftest import PtyPair, StationFactory, free_port
 from tests.test_pyocmf_interop import pyocmf_verifies
 
@@ -316,7 +316,7 @@ async def test_wire_time_emulation_holds_the_bus(station: StationFactory) -> Non
 
 
 async def test_rtu_over_a_real_serial_port(pty_pair: PtyPair) -> None:
-    from meter.sim_device import SimulatedBsm, SimulatorConfig
+    from meter.sim.device import SimulatedBsm, SimulatorConfig
 
     sim = SimulatedBsm(SimulatorConfig(unit=42, sign_delay=0.05, power_w=200_000.0))
     sim_bus = SimulatedBus([sim])

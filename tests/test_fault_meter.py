@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from chargepoint.core import station as station_module
-from meter.sim_device import SimulatedBsm
+from meter.sim.device import SimulatedBsm
 from meter.snapshot import SnapshotStatus
 from tests.ocpp_views import VIEWS
 from tests.station_env import Env, check_signed_pair, remote_session, running_env
@@ -29,7 +29,7 @@ def sim_of(env: Env, connector: int = 1) -> SimulatedBsm:
     station = env.daemon.station
     assert station is not None
     sim = station.connectors[connector].meter.sim
-    assert sim is not None
+    assert isinstance(sim, SimulatedBsm)
     return sim
 
 

@@ -13,7 +13,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from meter.keys import (
+from meter.proof.keys import (
     KeyFormatError,
     PublicKeyInfo,
     load_or_create_private_key,

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from chargepoint.control import ControlAddress, request
+from chargepoint.service.control import ControlAddress, request
 from chargepoint.testcsms import Received, TestCsms
-from meter.keys import load_public_key
-from meter.ocmf import parse_ocmf, verify_ocmf
+from meter.proof.keys import load_public_key
+from meter.proof.ocmf import parse_ocmf, verify_ocmf
 from tests.ocpp_views import VIEWS, View, canonical
 from tests.station_harness import (
     STATION_ID,

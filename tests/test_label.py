@@ -16,10 +16,10 @@ import zxingcpp
 from cryptography.hazmat.primitives.asymmetric import ec
 from PIL import Image
 
-from chargepoint.cli import main
-from chargepoint.daemon import STORE_FILE
+from chargepoint.cli.main import main
+from chargepoint.service.daemon import STORE_FILE
 from chargepoint.store import Store
-from meter.keys import PublicKeyInfo, load_public_key
+from meter.proof.keys import PublicKeyInfo, load_public_key
 from tests.conftest import StationFactory
 from tests.tools import tools_required
 

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 import yaml
 
-from chargepoint import lifecycle
-from chargepoint.cli import main
-from chargepoint.control import ControlAddress, request
+from chargepoint.cli.main import main
+from chargepoint.service import lifecycle
+from chargepoint.service.control import ControlAddress, request
 from chargepoint.testcsms import TestCsms
 from tests.fake_systemd import ServiceProcess
 from tests.ocpp_views import VIEWS, View
@@ -106,8 +106,8 @@ async def test_systemd_sees_ready_watchdog_status_and_a_clean_stop(
     finally:
         service.close()
     lines = service.log().splitlines()
-    assert "<6>chargepoint.daemon: station CP-TEST-001 running with 2 connectors" in lines
-    assert "<6>chargepoint.daemon: stopped" in lines
+    assert "<6>chargepoint.service.daemon: station CP-TEST-001 running with 2 connectors" in lines
+    assert "<6>chargepoint.service.daemon: stopped" in lines
     assert all(line[:3] in ("<6>", "<4>", "<7>") for line in lines), lines  # nothing went wrong
     code, out = await cli(capsys, "health", "--config", str(cfg))
     assert code == 1 and out.startswith("unhealthy: the daemon does not answer")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from chargepoint.logsetup import JournalMode, setup_logging, stderr_is_journal
+from chargepoint.service.logsetup import JournalMode, setup_logging, stderr_is_journal
 
 
 @pytest.fixture(autouse=True)

@@ -19,10 +19,9 @@ from pymodbus.pdu.register_message import (
     WriteMultipleRegistersResponse,
 )
 
-from meter import bsm_registers as regmap
-from meter.bsm_driver import BsmWs36a, MeterTimeouts, longest_ocmf_record
-from meter.bsm_ocmf import OcmfStyle, build_payload, sign_and_assemble
-from meter.bus import ModbusBus
+from meter.bsm import registers as regmap
+from meter.bsm.driver import BsmWs36a, MeterTimeouts, longest_ocmf_record
+from meter.bsm.ocmf import OcmfStyle, build_payload, sign_and_assemble
 from meter.errors import (
     Action,
     ClockSetRefused,
@@ -36,13 +35,14 @@ from meter.errors import (
     SnapshotIncomplete,
     SnapshotTimeout,
 )
-from meter.keys import load_public_key, public_der
-from meter.ocmf import parse_ocmf, verify_ocmf
-from meter.sim_device import SimulatedBsm, SimulatorConfig
-from meter.sim_server import SimulatedBus
+from meter.modbus.bus import ModbusBus
+from meter.modbus.sunspec import registers_to_bytes
+from meter.proof.keys import load_public_key, public_der
+from meter.proof.ocmf import parse_ocmf, verify_ocmf
+from meter.proof.verification import verify_input
+from meter.sim.device import SimulatedBsm, SimulatorConfig
+from meter.sim.server import SimulatedBus
 from meter.snapshot import OcmfIdentity, SnapshotFields, SnapshotKind, SnapshotStatus
-from meter.sunspec import registers_to_bytes
-from meter.verification import verify_input
 from tests.conftest import Station, StationFactory, free_port
 
 COMMON = regmap.COMMON

@@ -12,8 +12,8 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from meter.keys import PublicKeyInfo, load_public_key
-from meter.ocmf import OcmfFormatError, OcmfRecord, parse_ocmf, parse_time, verify_ocmf
+from meter.proof.keys import PublicKeyInfo, load_public_key
+from meter.proof.ocmf import OcmfFormatError, OcmfRecord, parse_ocmf, parse_time, verify_ocmf
 from tests.shared_vectors import bsm_public_key_hex, bsm_vectors, multivendor_vectors
 
 

@@ -13,9 +13,9 @@ import ocpp.v201
 import pytest
 
 from chargepoint.core import events
-from chargepoint.ocpp201 import messages as m
-from meter.keys import load_public_key
-from meter.ocmf import parse_ocmf, verify_ocmf
+from chargepoint.csms.ocpp201 import messages as m
+from meter.proof.keys import load_public_key
+from meter.proof.ocmf import parse_ocmf, verify_ocmf
 from tests.shared_vectors import bsm_public_key_hex, bsm_vectors
 
 KEY_NAME = "A_meter_001BZR1521070006"

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from pyocmf import OCMF, SignatureVerificationError
 
-from meter.keys import load_public_key
-from meter.ocmf import parse_ocmf, verify_ocmf
+from meter.proof.keys import load_public_key
+from meter.proof.ocmf import parse_ocmf, verify_ocmf
 from tests.shared_vectors import bsm_public_key_hex, bsm_vectors, multivendor_vectors
 
 

@@ -6,16 +6,16 @@ import itertools
 
 import pytest
 
-from meter import bsm_registers as regmap
-from meter.bsm_decode import fields_from_registers
-from meter.snapshot import SnapshotFields, SnapshotKind
-from meter.sunspec import (
+from meter.bsm import registers as regmap
+from meter.bsm.decode import fields_from_registers
+from meter.modbus.sunspec import (
     MAX_READ_REGISTERS,
     BlockView,
     PointType,
     decode_string,
     plan_reads,
 )
+from meter.snapshot import SnapshotFields, SnapshotKind
 from tests.shared_vectors import bsm_public_key_hex, bsm_vectors
 from tests.test_bsm_signature import snapshot_fields
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from chargepoint.sd_notify import SdNotifier, Watchdog, watchdog_interval
+from chargepoint.service.sd_notify import SdNotifier, Watchdog, watchdog_interval
 from tests.fake_systemd import FakeSystemd
 
 
@@ -56,7 +56,7 @@ def test_a_vanished_socket_is_logged_once_not_raised(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     notifier = SdNotifier(str(tmp_path / "gone"))
-    with caplog.at_level(logging.WARNING, "chargepoint.sd_notify"):
+    with caplog.at_level(logging.WARNING, "chargepoint.service.sd_notify"):
         assert not notifier.watchdog()
         assert not notifier.watchdog()
     assert len(caplog.records) == 1
@@ -91,7 +91,7 @@ async def test_watchdog_pings_only_while_the_probe_sees_progress(
         healthy = fake.messages()
         assert healthy.count("WATCHDOG=1") >= 3
         assert "STATUS=online, 0 session(s) open, outbox 0" in healthy
-        with caplog.at_level(logging.WARNING, "chargepoint.sd_notify"):
+        with caplog.at_level(logging.WARNING, "chargepoint.service.sd_notify"):
             stuck[0] = "the OCPP connection loop has ended"
             await asyncio.sleep(0.22)
             assert fake.messages() == ["STATUS=stuck: the OCPP connection loop has ended"]

@@ -267,7 +267,7 @@ async def test_profile_2_rejects_an_unknown_server_certificate(
 
 def test_station_tls_context_demands_1_2_and_checks_the_server(pki: Pki) -> None:
     from chargepoint.config import CsmsConfig, SecretRef
-    from chargepoint.csms_link import tls_context
+    from chargepoint.csms.link import tls_context
 
     ctx = tls_context(
         CsmsConfig(

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from meter.keys import load_public_key
-from meter.session_proof import ProofStatus, check_session
+from meter.proof.keys import load_public_key
+from meter.proof.session import ProofStatus, check_session
 from tests.shared_vectors import bsm_public_key_hex, bsm_vectors
 
 KEY = load_public_key(bsm_public_key_hex("A_meter_001BZR1521070006"))

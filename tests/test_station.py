@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from chargepoint.testcsms import CallErrorReply
-from meter.ocmf import parse_ocmf
+from meter.proof.ocmf import parse_ocmf
+from meter.sim.device import SimulatedBsm
 from meter.snapshot import SnapshotStatus
 from tests.ocpp_views import VIEWS, canonical, signed_values_201
 from tests.shared_vectors import bsm_public_key_hex
@@ -202,7 +203,7 @@ async def test_pinned_key_mismatch_faults_the_connector(env: Env) -> None:
 async def test_meter_that_cannot_sign_starts_no_session(env: Env) -> None:
     daemon = await env.start()
     sim = daemon.station.connectors[1].meter.sim if daemon.station else None
-    assert sim is not None
+    assert isinstance(sim, SimulatedBsm)
     sim.faults.snapshot_status = SnapshotStatus.GENERAL_ERROR
     await env.view.remote_start(1, "NS-1")
     await env.view.wait_status(1, "Faulted")

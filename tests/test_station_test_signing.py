@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from chargepoint.cli import main
+from chargepoint.cli.main import main
 from chargepoint.testcsms import TestCsms
-from meter.ocmf import parse_ocmf
-from meter.station_signer import TEST_MARKER, is_test_signature
+from meter.proof.ocmf import parse_ocmf
+from meter.proof.test_signature import TEST_MARKER, is_test_signature
 from tests.ocpp_views import View16
 from tests.station_env import Env, check_signed_pair, remote_session
 

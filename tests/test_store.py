@@ -673,7 +673,7 @@ async def test_async_writes_do_not_block_the_event_loop(
     assert elapsed >= 0.6
     gaps = [b - a for a, b in itertools.pairwise(ticks)]
     assert len(ticks) >= elapsed / 0.005 / 3  # kept ticking all along
-    assert max(gaps) < 0.1  # never stalled
+    assert max(gaps) < elapsed / 2  # never stalled (a blocked loop would wait out all writes)
     assert len(threads) == 1 and threading.get_ident() not in threads  # one worker thread
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from chargepoint.cli import build_parser
+from chargepoint.cli.main import build_parser
 from tests.shared_vectors import REPO_ROOT
 from tests.tools import require_tool
 

@@ -742,7 +742,7 @@ async def test_command_offers_the_chosen_version() -> None:
     port = free_port()
     script = (
         "import argparse, sys\n"
-        "from chargepoint.testcsms_command import add_test_csms_parser\n"
+        "from chargepoint.cli.testcsms import add_test_csms_parser\n"
         "p = argparse.ArgumentParser(); sub = p.add_subparsers()\n"
         "add_test_csms_parser(sub)\n"
         "a = p.parse_args(sys.argv[1:]); sys.exit(a.func(a))\n"

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from chargepoint.cli import main
+from chargepoint.cli.main import main
 from chargepoint.store import Store, utc_now
 from chargepoint.testcsms import TestCsms
-from meter.chargy import verify_document
-from meter.keys import load_public_key
-from meter.safe_xml import read_values
+from meter.bsm.chargy import verify_document
+from meter.proof.keys import load_public_key
+from meter.proof.safe_xml import read_values
 from tests.ocpp_views import View16
 from tests.station_env import Env, remote_session
 from tests.station_harness import STATION_ID

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from meter.keys import load_public_key
-from meter.verification import verify_input
+from meter.proof.keys import load_public_key
+from meter.proof.verification import verify_input
 from tests.shared_vectors import bsm_public_key_hex, bsm_vectors, multivendor_vectors
 
 A_KEY = bsm_public_key_hex("A_meter_001BZR1521070006")

@@ -12,10 +12,10 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
+from chargepoint.config import MEASURANDS
+
 log = logging.getLogger("chargepoint.settings")
 
-# What the meter driver reads (EnergyReading): only these can be reported.
-MEASURANDS = frozenset({"Energy.Active.Import.Register", "Power.Active.Import"})
 PHASE_ROTATIONS = ("RST", "RTS", "SRT", "STR", "TRS", "TSR", "NotApplicable", "Unknown")
 PUBLIC_KEY_MODES = frozenset({"Never", "OncePerTransaction", "EveryMeterValue"})
 

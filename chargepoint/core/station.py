@@ -14,14 +14,14 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from chargepoint.config import StationConfig
 from chargepoint.core import events
 from chargepoint.core.auth import Authorizer, Decision
-from chargepoint.core.meters import MeterFleet
+from chargepoint.core.meters import ConnectorMeter
 from chargepoint.core.settings import Settings
 from chargepoint.core.status import (
     ConnectorStateMachine,
@@ -30,6 +30,7 @@ from chargepoint.core.status import (
     InvalidTransition,
     StatusReport,
 )
+from chargepoint.core.tasks import cancel_and_wait
 from chargepoint.core.transaction import (
     DEAUTHORIZING,
     SIGNED_PERIOD,
@@ -47,11 +48,10 @@ from chargepoint.core.transaction import (
     samples_of,
     signed_value,
 )
-from chargepoint.session_proofs import record_proof
+from chargepoint.proof.sessions import record_proof
 from chargepoint.store import AsyncStore, StoreError, TransactionRow, utc_now
-from chargepoint.tasks import cancel_and_wait
 from meter.errors import Action, MeterError, MeterSerialChanged, SnapshotIncomplete
-from meter.keys import PublicKeyInfo
+from meter.proof.keys import PublicKeyInfo
 from meter.snapshot import SignedSnapshot, SnapshotKind
 
 log = logging.getLogger("chargepoint.station")
@@ -78,17 +78,15 @@ class Station:
         config: StationConfig,
         store: AsyncStore,
         settings: Settings,
-        fleet: MeterFleet,
+        meters: Mapping[int, ConnectorMeter],
         authorizer: Authorizer,
     ) -> None:
         self.config = config
         self.store = store
         self.settings = settings
-        self.fleet = fleet
         self.authorizer = authorizer
         self.connectors: dict[int, Connector] = {
-            c.id: Connector(c, fleet.meters[c.id], ConnectorStateMachine(c.id))
-            for c in config.connectors
+            c.id: Connector(c, meters[c.id], ConnectorStateMachine(c.id)) for c in config.connectors
         }
         self.is_online: Callable[[], bool] = lambda: False
         self.outbox_changed: Callable[[], None] = lambda: None

@@ -16,8 +16,8 @@ from chargepoint.core import events
 from chargepoint.core.meters import ConnectorMeter
 from chargepoint.core.status import ConnectorStateMachine, ConnectorStatus
 from chargepoint.store import TransactionRow
-from meter.bsm_driver import EnergyReading
-from meter.keys import PublicKeyInfo
+from meter.interface import EnergyReading
+from meter.proof.keys import PublicKeyInfo
 from meter.snapshot import SignedSnapshot
 
 

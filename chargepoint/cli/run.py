@@ -1,0 +1,181 @@
+"""`chargepoint run`, `chargepoint status` and `chargepoint control`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from chargepoint.config import EXIT_CONFIG, ConfigError, LoadedConfig, StationConfig, load_config
+from chargepoint.service.control import ControlAddress, request
+from chargepoint.service.daemon import STORE_FILE, Daemon, UnsupportedVersion
+from chargepoint.service.logsetup import setup_logging
+from chargepoint.store import StoreError
+
+log = logging.getLogger("chargepoint")
+
+
+def add_common_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", type=Path, required=True, help="the station's YAML file")
+    p.add_argument("--state-dir", type=Path, help="where the store and simulated meters live")
+
+
+def load(args: argparse.Namespace) -> LoadedConfig:
+    loaded = load_config(args.config)
+    overrides: dict[str, Any] = {}
+    if getattr(args, "csms_url", None):
+        overrides["csms_url"] = args.csms_url
+    if getattr(args, "ocpp_version", None):
+        overrides["ocpp_version"] = args.ocpp_version
+    if args.state_dir is not None:
+        overrides["state_dir"] = args.state_dir
+    if overrides:
+        config: StationConfig = loaded.config.with_overrides(**overrides)
+        return LoadedConfig(config=config, warnings=loaded.warnings, path=loaded.path)
+    return loaded
+
+
+def add_run_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    run = sub.add_parser("run", help="run the charge point daemon")
+    add_common_options(run)
+    run.add_argument("--csms-url", help="override csms.url (the station id is appended)")
+    run.add_argument("--ocpp-version", choices=("1.6", "2.0.1"), help="override csms.ocpp_version")
+    run.set_defaults(func=run_daemon)
+
+    status = sub.add_parser("status", help="connectors, open sessions and the outbox")
+    add_common_options(status)
+    status.add_argument("--json", action="store_true", help="print the raw JSON")
+    status.set_defaults(func=run_status)
+
+    control = sub.add_parser("control", help="act as the charge controller / HMI")
+    add_common_options(control)
+    control.add_argument(
+        "action", choices=("plug", "unplug", "fault", "clear-fault", "stop", "id-tag")
+    )
+    control.add_argument("target", help="connector number, or the id tag for id-tag")
+    control.add_argument("--connector", type=int, help="with id-tag: the connector")
+    control.add_argument("--info", default="", help="with fault: what is wrong")
+    control.set_defaults(func=run_control)
+
+
+def run_daemon(args: argparse.Namespace) -> int:
+    try:
+        loaded = load(args)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_CONFIG
+    cfg = loaded.config
+    setup_logging(cfg.logging.level, cfg.logging.format, cfg.logging.journal)
+    for warning in loaded.warnings:
+        log.warning("config: %s", warning)
+    daemon = Daemon(cfg)
+    try:
+        asyncio.run(daemon.run_until_signalled())
+    except (UnsupportedVersion, ConfigError) as exc:
+        log.error("%s", exc)
+        return EXIT_CONFIG
+    except StoreError as exc:
+        log.error("store: %s", exc)
+        return 1
+    return 0
+
+
+def _address(cfg: StationConfig) -> ControlAddress:
+    return ControlAddress(cfg.control.listen, Path(cfg.store.state_dir))
+
+
+def run_status(args: argparse.Namespace) -> int:
+    try:
+        cfg = load(args).config
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        code, data = asyncio.run(request(_address(cfg), "GET", "/status"))
+    except (OSError, TimeoutError):
+        return _offline_status(cfg, args.json)
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return 0 if code == 200 else 1
+    print(
+        f"station {data['station']}: {'online' if data['online'] else 'OFFLINE'}, "
+        f"outbox {data['outbox']} waiting, {data['failed_messages']} failed"
+    )
+    for c in data["connectors"]:
+        line = f"  connector {c['id']} ({c['evse_id']}): {c['status']}"
+        if c["error_code"] != "NoError" or c["info"]:
+            line += f" [{c['error_code']}: {c['info']}]"
+        tx = c["transaction"]
+        if tx:
+            energy = "" if tx["energy_wh"] is None else f", {tx['energy_wh']} Wh so far"
+            line += (
+                f"; session {tx['local_id']} for {tx['id_tag']} since {tx['started_at']}{energy}"
+            )
+        print(line)
+    return 0
+
+
+def _offline_status(cfg: StationConfig, as_json: bool) -> int:
+    from chargepoint.store import Store
+
+    path = Path(cfg.store.state_dir) / STORE_FILE
+    if not path.exists():
+        print(f"daemon not running and no store at {path}", file=sys.stderr)
+        return 1
+    store = Store.open(path, cfg.station.id)
+    try:
+        data = {
+            "daemon": "not running",
+            "outbox": store.outbox_length(),
+            "failed_messages": len(store.failed_messages()),
+            "open_sessions": [
+                {
+                    "local_id": t.local_id,
+                    "connector": t.connector_id,
+                    "id_tag": t.id_tag,
+                    "started_at": t.started_at,
+                }
+                for t in store.open_transactions()
+            ],
+        }
+    finally:
+        store.close()
+    if as_json:
+        print(json.dumps(data, indent=2))
+    else:
+        print(
+            f"daemon not running; outbox {data['outbox']} waiting, {data['failed_messages']} failed"
+        )
+        for s in data["open_sessions"]:  # type: ignore[attr-defined]
+            print(
+                f"  open session {s['local_id']} on connector {s['connector']} "
+                f"for {s['id_tag']} since {s['started_at']}"
+            )
+    return 0
+
+
+def run_control(args: argparse.Namespace) -> int:
+    try:
+        cfg = load(args).config
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_CONFIG
+    if args.action == "id-tag":
+        body: dict[str, Any] = {"id_tag": args.target}
+        if args.connector:
+            body["connector"] = args.connector
+        target = "/id-tag"
+    else:
+        target = f"/connectors/{args.target}/{args.action}"
+        body = {"info": args.info} if args.action == "fault" else {}
+    try:
+        code, data = asyncio.run(request(_address(cfg), "POST", target, body))
+    except (OSError, TimeoutError) as exc:
+        print(f"control: daemon not reachable: {exc}", file=sys.stderr)
+        return 1
+    print(data.get("result") or data.get("error"))
+    return 0 if code == 200 else 1

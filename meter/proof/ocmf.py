@@ -1,0 +1,422 @@
+"""OCMF records of any maker: parse without re-serialising, verify, judge billability.
+
+A record is `OCMF|<payload JSON>|<signature JSON>`; the signature covers the exact payload
+bytes, so the payload is kept byte for byte as received (field guide 2).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+from meter.proof.keys import PublicKeyInfo
+
+OCMF_PREFIX = "OCMF|"
+DEFAULT_ALGORITHM = "ECDSA-secp256r1-SHA256"
+DEFAULT_ENCODING = "hex"
+READING_REASONS = frozenset("BCEXLRAPST")
+TIME_FLAGS = {
+    "S": "synchronised",
+    "U": "unsynchronised",
+    "I": "informative (clock not synchronised)",
+    "R": "relative",
+}
+
+_TIME_RE = re.compile(
+    r"^(?P<date>\d{4}-\d{2}-\d{2})T(?P<time>\d{2}:\d{2}:\d{2})"
+    r"(?:[,.](?P<frac>\d{1,6}))?"
+    r"(?P<sign>[+-])(?P<oh>\d{2}):?(?P<om>\d{2})"
+    r" (?P<flag>[A-Z])$"
+)
+
+# OCMF names the curve and the hash; SHA-256 is paired even with P-384 ("secp384r1-SHA256").
+_SA_CURVES = {
+    "secp192r1": "secp192r1",
+    "secp256r1": "secp256r1",
+    "secp384r1": "secp384r1",
+    "secp521r1": "secp521r1",
+    "secp256k1": "secp256k1",
+    "brainpoolp256r1": "brainpoolP256r1",
+    "brainpool256r1": "brainpoolP256r1",
+    "brainpoolp384r1": "brainpoolP384r1",
+    "brainpool384r1": "brainpoolP384r1",
+    "brainpoolp512r1": "brainpoolP512r1",
+    "brainpool512r1": "brainpoolP512r1",
+}
+_SA_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
+    "SHA256": hashes.SHA256,
+    "SHA384": hashes.SHA384,
+    "SHA512": hashes.SHA512,
+}
+
+
+class OcmfFormatError(ValueError):
+    """A record is not well-formed OCMF; the message is a one-line reason."""
+
+
+@dataclass(frozen=True)
+class OcmfReading:
+    """One entry of the payload's RD list.
+
+    Billing rule: a reading is unfit for billing when ST is not "G" or EF holds any flag.
+    An unsynchronised ("U"), informative ("I") or relative ("R") time is only a warning: the
+    S.A.F.E. Transparenzsoftware still verifies such records (real SEAL/KEBA/DZG test data
+    carries "U"/"I"/"R"), and pyocmf, which follows it, reports time status as a warning too.
+    """
+
+    time_text: str  # TM as printed
+    time: datetime  # TM with its UTC offset
+    time_status: str  # the sync flag letter after TM: S, U, I or R
+    tx: str | None  # TX: B, C, E, X, L, R, A, P, S or T
+    value: Decimal  # RV
+    unit: str | None  # RU
+    obis: str | None  # RI
+    status: str | None  # ST, "G" = good
+    error_flags: str  # EF, "" = none
+    reading_type: str | None = None  # RT, AC or DC
+    xv: Decimal | None = None  # BSM extension: total register value
+    xu: str | None = None  # its unit
+    xi: str | None = None  # its OBIS id
+    xt: int | None = None  # snapshot type
+    billable: bool = True
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class OcmfRecord:
+    """A parsed record; `payload_bytes` are exactly the signed bytes."""
+
+    raw: str
+    payload_bytes: bytes
+    payload: dict[str, Any]
+    signature: dict[str, Any]
+    readings: list[OcmfReading]
+
+    @property
+    def algorithm(self) -> str:
+        return str(self.signature.get("SA") or DEFAULT_ALGORITHM)
+
+    @property
+    def encoding(self) -> str:
+        return str(self.signature.get("SE") or DEFAULT_ENCODING)
+
+    @property
+    def signature_bytes(self) -> bytes:
+        """SD decoded per SE (checked by parse_ocmf)."""
+        return _decode_sd(str(self.signature["SD"]), self.encoding)
+
+    @property
+    def gateway_serial(self) -> str | None:
+        return _opt_str(self.payload.get("GS"))
+
+    @property
+    def meter_serial(self) -> str | None:
+        return _opt_str(self.payload.get("MS"))
+
+    @property
+    def pagination(self) -> str | None:
+        return _opt_str(self.payload.get("PG"))
+
+    @property
+    def identification(self) -> str | None:
+        return _opt_str(self.payload.get("ID"))
+
+    @property
+    def version(self) -> str | None:
+        return _opt_str(self.payload.get("FV"))
+
+
+@dataclass(frozen=True)
+class OcmfVerification:
+    """Outcome of `verify_ocmf`; `reason` is one line."""
+
+    signature_valid: bool
+    billable: bool
+    reason: str
+    readings: list[OcmfReading]
+    warnings: list[str] = field(default_factory=list)
+
+
+def _opt_str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _decode_sd(text: str, encoding: str) -> bytes:
+    enc = encoding.lower()
+    if enc == "hex":
+        return bytes.fromhex(text)
+    if enc == "base64":
+        return base64.b64decode(text, validate=True)
+    raise ValueError(f"unsupported signature encoding SE {encoding!r}")
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a valid JSON number")
+
+
+_DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=_reject_constant)
+
+
+def parse_ocmf(data: str | bytes) -> OcmfRecord:
+    """Split and parse a record, keeping the payload bytes as received.
+
+    Raises OcmfFormatError with a one-line reason.
+    """
+    if isinstance(data, bytes):
+        try:
+            data = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise OcmfFormatError("record is not UTF-8 text") from None
+    text = data.strip()
+    if not text.startswith(OCMF_PREFIX):
+        raise OcmfFormatError("record does not start with 'OCMF|'")
+    payload_text, signature_text = _split(text)
+    try:
+        payload = _DECODER.decode(payload_text)
+    except ValueError as exc:
+        raise OcmfFormatError(f"payload is not valid JSON: {exc}") from None
+    if not isinstance(payload, dict):
+        raise OcmfFormatError("payload is not a JSON object")
+    signature = _parse_signature(signature_text)
+    readings = _parse_readings(payload)
+    return OcmfRecord(
+        raw=text,
+        payload_bytes=payload_text.encode("utf-8"),
+        payload=payload,
+        signature=signature,
+        readings=readings,
+    )
+
+
+def _split(text: str) -> tuple[str, str]:
+    """Find the payload's end by JSON grammar, so a `|` inside a payload string is harmless."""
+    start = len(OCMF_PREFIX)
+    if text[start : start + 1] != "{":
+        raise OcmfFormatError("payload section does not start with '{'")
+    try:
+        _, end = _DECODER.raw_decode(text, start)
+    except ValueError as exc:
+        raise OcmfFormatError(f"payload is not valid JSON: {exc}") from None
+    if end >= len(text):
+        raise OcmfFormatError("no signature section after the payload")
+    if text[end] != "|":
+        raise OcmfFormatError(f"expected '|' after the payload, found {text[end]!r}")
+    rest = text[end + 1 :]
+    if "|" in rest:
+        head, _, _ = rest.partition("|")
+        if _is_json_object(head):
+            raise OcmfFormatError(
+                "unexpected section after the signature (public keys travel out of band)"
+            )
+    return text[start:end], rest
+
+
+def _is_json_object(text: str) -> bool:
+    try:
+        return isinstance(json.loads(text), dict)
+    except ValueError:
+        return False
+
+
+def _parse_signature(text: str) -> dict[str, Any]:
+    try:
+        signature = json.loads(text)
+    except ValueError as exc:
+        raise OcmfFormatError(f"signature section is not valid JSON: {exc}") from None
+    if not isinstance(signature, dict):
+        raise OcmfFormatError("signature section is not a JSON object")
+    sd = signature.get("SD")
+    if sd is None:
+        raise OcmfFormatError("signature section has no SD (signature data)")
+    if not isinstance(sd, str) or not sd:
+        raise OcmfFormatError("signature data SD is not a non-empty string")
+    for key in ("SA", "SE", "SM"):
+        if key in signature and not isinstance(signature[key], str):
+            raise OcmfFormatError(f"signature field {key} is not a string")
+    encoding = str(signature.get("SE") or DEFAULT_ENCODING)
+    try:
+        _decode_sd(sd, encoding)
+    except (ValueError, binascii.Error) as exc:
+        raise OcmfFormatError(f"signature data SD is not valid {encoding}: {exc}") from None
+    return signature
+
+
+def _parse_readings(payload: dict[str, Any]) -> list[OcmfReading]:
+    if "RD" not in payload:
+        raise OcmfFormatError("payload has no RD (readings)")
+    rd = payload["RD"]
+    if not isinstance(rd, list) or not rd:
+        raise OcmfFormatError("payload RD is not a non-empty list of readings")
+    readings = []
+    for index, item in enumerate(rd, start=1):
+        if not isinstance(item, dict):
+            raise OcmfFormatError(f"reading {index} is not a JSON object")
+        try:
+            readings.append(_parse_reading(item))
+        except OcmfFormatError as exc:
+            raise OcmfFormatError(f"reading {index}: {exc}") from None
+    return readings
+
+
+def parse_time(text: str) -> tuple[datetime, str]:
+    """Parse an OCMF TM such as `2022-07-08T10:00:28,000+0200 S` into (time, sync flag)."""
+    match = _TIME_RE.match(text)
+    if match is None:
+        raise OcmfFormatError(f"TM {text!r} is not 'YYYY-MM-DDTHH:MM:SS,fff+hhmm F'")
+    frac = (match["frac"] or "0").ljust(6, "0")
+    offset = timedelta(hours=int(match["oh"]), minutes=int(match["om"]))
+    if match["sign"] == "-":
+        offset = -offset
+    try:
+        moment = datetime.fromisoformat(f"{match['date']}T{match['time']}.{frac}")
+        tz = timezone(offset)
+    except ValueError as exc:
+        raise OcmfFormatError(f"TM {text!r} is not a valid time: {exc}") from None
+    flag = match["flag"]
+    if flag not in TIME_FLAGS:
+        raise OcmfFormatError(f"TM {text!r} has unknown sync flag {flag!r}")
+    return moment.replace(tzinfo=tz), flag
+
+
+def _decimal(value: Any, name: str) -> Decimal:
+    if isinstance(value, bool):
+        raise OcmfFormatError(f"{name} is a boolean, not a number")
+    if isinstance(value, Decimal | int):
+        return Decimal(value)
+    if isinstance(value, str):
+        try:
+            number = Decimal(value.strip())
+        except InvalidOperation:
+            raise OcmfFormatError(f"{name} {value!r} is not a number") from None
+        if number.is_finite():
+            return number
+    raise OcmfFormatError(f"{name} {value!r} is not a number")
+
+
+def _text(item: dict[str, Any], key: str) -> str | None:
+    value = item.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise OcmfFormatError(f"{key} is not a string")
+    return value
+
+
+def _parse_reading(item: dict[str, Any]) -> OcmfReading:
+    tm = _text(item, "TM")
+    if tm is None:
+        raise OcmfFormatError("no TM (time)")
+    moment, flag = parse_time(tm)
+    tx = _text(item, "TX")
+    if tx is not None and tx not in READING_REASONS:
+        raise OcmfFormatError(f"TX {tx!r} is not one of {''.join(sorted(READING_REASONS))}")
+    if "RV" not in item:
+        raise OcmfFormatError("no RV (reading value)")
+    value = _decimal(item["RV"], "RV")
+    xv = None if item.get("XV") is None else _decimal(item["XV"], "XV")
+    xt_raw = item.get("XT")
+    if xt_raw is not None and (isinstance(xt_raw, bool) or not isinstance(xt_raw, int)):
+        raise OcmfFormatError("XT is not an integer")
+    status = _text(item, "ST")
+    error_flags = _text(item, "EF") or ""
+
+    problems: list[str] = []
+    if status is None:
+        problems.append("no meter status ST")
+    elif status != "G":
+        problems.append(f"meter status ST {status!r} is not 'G' (good)")
+    if error_flags:
+        problems.append(f"error flags EF {error_flags!r} set")
+    warnings: list[str] = []
+    if flag != "S":
+        warnings.append(f"time status {flag} ({TIME_FLAGS[flag]})")
+    return OcmfReading(
+        time_text=tm,
+        time=moment,
+        time_status=flag,
+        tx=tx,
+        value=value,
+        unit=_text(item, "RU"),
+        obis=_text(item, "RI"),
+        status=status,
+        error_flags=error_flags,
+        reading_type=_text(item, "RT"),
+        xv=xv,
+        xu=_text(item, "XU"),
+        xi=_text(item, "XI"),
+        xt=xt_raw,
+        billable=not problems,
+        problems=problems,
+        warnings=warnings,
+    )
+
+
+def algorithm_parts(algorithm: str) -> tuple[str, type[hashes.HashAlgorithm]]:
+    """(curve name as cryptography spells it, hash class) for an OCMF SA value.
+
+    Raises ValueError for an algorithm this verifier does not support.
+    """
+    parts = algorithm.strip().split("-")
+    if len(parts) != 3 or parts[0].upper() != "ECDSA":
+        raise ValueError(f"unsupported signature algorithm {algorithm!r}")
+    curve = _SA_CURVES.get(parts[1].lower())
+    hash_cls = _SA_HASHES.get(parts[2].upper())
+    if curve is None or hash_cls is None:
+        raise ValueError(f"unsupported signature algorithm {algorithm!r}")
+    return curve, hash_cls
+
+
+def _signature_check(record: OcmfRecord, key: PublicKeyInfo) -> str | None:
+    """None when the signature is valid, else the reason it is not."""
+    try:
+        curve, hash_cls = algorithm_parts(record.algorithm)
+    except ValueError as exc:
+        return str(exc)
+    if key.curve_name != curve:
+        return f"key is on {key.curve_name} but SA {record.algorithm} needs {curve}"
+    mime = record.signature.get("SM")
+    if mime is not None and str(mime).lower() != "application/x-der":
+        return f"unsupported signature mime type SM {mime!r}"
+    signature = record.signature_bytes
+    try:
+        decode_dss_signature(signature)
+    except ValueError:
+        return f"malformed DER signature ({len(signature)} bytes)"
+    try:
+        key.key.verify(signature, record.payload_bytes, ec.ECDSA(hash_cls()))
+    except InvalidSignature:
+        return (
+            f"signature does not match the payload and key sha256:{key.fingerprint[:16]}"
+            f" ({record.algorithm})"
+        )
+    return None
+
+
+def verify_ocmf(record: OcmfRecord, key: PublicKeyInfo) -> OcmfVerification:
+    """Verify the signature over the exact payload bytes and judge the readings' billability."""
+    failure = _signature_check(record, key)
+    warnings = list(dict.fromkeys(w for reading in record.readings for w in reading.warnings))
+    if failure is not None:
+        return OcmfVerification(False, False, failure, record.readings, warnings)
+    problems = [
+        f"reading {index} ({reading.tx or '?'}): {'; '.join(reading.problems)}"
+        for index, reading in enumerate(record.readings, start=1)
+        if not reading.billable
+    ]
+    if problems:
+        reason = "signature valid, not billable: " + "; ".join(problems)
+        return OcmfVerification(True, False, reason, record.readings, warnings)
+    reason = f"signature valid ({record.algorithm}), {len(record.readings)} billable reading(s)"
+    return OcmfVerification(True, True, reason, record.readings, warnings)
