@@ -227,3 +227,20 @@ class MeterBusy(MeterError):
     """The meter is still taking a snapshot of this kind: read it once it is done."""
 
     action = Action.RETRY
+
+
+_HINTS: dict[type[MeterError], str] = {
+    MeterNoReply: "check the wiring, the unit id and the line settings (default 19200 8E1)",
+    ModbusExceptionReply: "the meter refused the request: a BSM-WS36A at this unit id?",
+    MeterEventsSet: "the meter must not be used for billing until its events are cleared",
+    MeterFaultCode: "the meter must not be used for billing until its error is cleared",
+    PublicKeyMismatch: "swapped or tampered? compare its label, see `chargepoint meter-keys`",
+    SignatureInvalid: "the meter's signature does not verify with its pinned key",
+}
+
+
+def explain(exc: MeterError) -> str:
+    """One line for a person: what happened and, where it helps, what to check."""
+    text = str(exc) or type(exc).__name__
+    hint = next((h for cls, h in _HINTS.items() if isinstance(exc, cls)), None)
+    return f"{text} ({hint})" if hint else text

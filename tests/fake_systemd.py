@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.shared_vectors import REPO_ROOT
+from tests.real_vectors import REPO_ROOT
 
 
 class FakeSystemd:

@@ -19,7 +19,7 @@ import yaml
 from chargepoint.config import load_config
 from chargepoint.service.daemon import Daemon
 from chargepoint.testcsms import Received, TestCsms
-from tests.shared_vectors import REPO_ROOT
+from tests.real_vectors import REPO_ROOT
 
 STATION_ID = "CP-TEST-001"
 
@@ -36,9 +36,11 @@ def station_yaml(
     public_keys: dict[int, str] | None = None,
     ev: dict[str, Any] | None = None,
     meter_options: dict[int, dict[str, Any]] | None = None,
+    sections: dict[str, Any] | None = None,
 ) -> Path:
     """A station on the embedded simulator, fast enough for tests. `ev` overrides the
-    simulated EV of every connector (power_w, plug_in_delay)."""
+    simulated EV of every connector (power_w, plug_in_delay); `sections` adds (or replaces)
+    top-level sections (e.g. smart_charging)."""
     doc: dict[str, Any] = {
         "station": {"id": STATION_ID, "vendor": "chargepoint", "model": "TestStation"},
         "csms": {
@@ -74,6 +76,7 @@ def station_yaml(
         "control": {"listen": "unix:control.sock"},
         "logging": {"level": "info"},
         "store": {"state_dir": str(state_dir)},
+        **(sections or {}),
     }
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path

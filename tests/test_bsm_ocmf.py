@@ -23,7 +23,7 @@ from meter.bsm.ocmf import (
 from meter.proof.keys import PublicKeyInfo, load_public_key, public_der
 from meter.proof.ocmf import parse_ocmf, verify_ocmf
 from meter.snapshot import INT16_NA, UINT32_NA, OcmfIdentity, SnapshotFields
-from tests.shared_vectors import bsm_public_key_hex, bsm_vectors, multivendor_vectors
+from tests.real_vectors import bsm_public_key_hex, bsm_vectors, multivendor_vectors
 from tests.test_bsm_signature import snapshot_fields
 from tests.test_pyocmf_interop import pyocmf_verifies
 

@@ -22,7 +22,7 @@ from meter.bsm.signature import (
 )
 from meter.proof.keys import PublicKeyInfo, load_public_key
 from meter.snapshot import INT16_NA, UINT32_NA, LegacySnapshotFields, SnapshotFields
-from tests.shared_vectors import bsm_public_key_hex, bsm_vectors
+from tests.real_vectors import bsm_public_key_hex, bsm_vectors
 
 P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 LEGACY = "manual_appendix_d_legacy_fw17"

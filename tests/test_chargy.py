@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from meter.bsm import chargy
 from meter.proof.keys import load_public_key
-from tests.shared_vectors import bsm_public_key_hex, bsm_vectors
+from tests.real_vectors import bsm_public_key_hex, bsm_vectors
 from tests.test_bsm_signature import snapshot_fields
 
 KEY_HEX = bsm_public_key_hex("A_meter_001BZR1521070006")

@@ -15,7 +15,7 @@ import yaml
 from chargepoint.cli import config_reference
 from chargepoint.cli.main import main
 from chargepoint.config import ConfigError, parse_config
-from tests.shared_vectors import REPO_ROOT
+from tests.real_vectors import REPO_ROOT
 
 DOCS = REPO_ROOT / "docs"
 GENERATED = {

@@ -11,7 +11,7 @@ import subprocess
 from pathlib import Path
 
 from chargepoint.cli.main import build_parser
-from tests.shared_vectors import REPO_ROOT
+from tests.real_vectors import REPO_ROOT
 from tests.tools import require_tool
 
 DOCKERFILE = REPO_ROOT / "Dockerfile"

@@ -1,6 +1,6 @@
 """The driver's snapshot and OCMF read path on register dumps of a real BSM-WS36A.
 
-The dumps (`../shared/vectors/bsm-vectors.json`, register_dumps) are served by a fake bus
+The dumps (`tests/vectors/bsm-vectors.json`, register_dumps) are served by a fake bus
 that answers `read(unit, address, count)` from them and fails any read outside them, so the
 driver must find everything it needs where the real device keeps it. Not in the dumps and
 filled in here: the SunSpec marker and common model header (40000-40003), and a firmware
@@ -21,7 +21,7 @@ from meter.modbus.bus import ModbusBus
 from meter.proof.keys import load_public_key
 from meter.proof.ocmf import parse_ocmf
 from meter.snapshot import SnapshotKind, SnapshotStatus
-from tests.shared_vectors import bsm_public_key_hex, bsm_vectors
+from tests.real_vectors import bsm_public_key_hex, bsm_vectors
 
 KEY = "A_meter_001BZR1521070006"
 KINDS = {

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from chargepoint.config import ConfigError, load_config
 from chargepoint.testcsms import TestCsms
-from tests.shared_vectors import REPO_ROOT
+from tests.real_vectors import REPO_ROOT
 from tests.station_harness import STATION_ID, InProcessStation, station_yaml
 
 CASES = int(os.environ.get("CHARGEPOINT_FUZZ_CASES", "600"))  # per target; CI: 3 x 600

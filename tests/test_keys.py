@@ -20,7 +20,7 @@ from meter.proof.keys import (
     load_public_key,
     public_der,
 )
-from tests.shared_vectors import bsm_public_key_hex, bsm_vectors, multivendor_vectors
+from tests.real_vectors import bsm_public_key_hex, bsm_vectors, multivendor_vectors
 
 A_NAME = "A_meter_001BZR1521070006"
 

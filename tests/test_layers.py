@@ -62,6 +62,17 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     ),
     "chargepoint.csms": ("chargepoint.service", "chargepoint.cli", "chargepoint.testcsms"),
     "chargepoint.service": ("chargepoint.cli", "chargepoint.testcsms"),
+    # the web page: a process beside the daemon that reads the store and talks to the daemon
+    # through the control interface only (service.control), never through its insides
+    "chargepoint.web": (
+        "chargepoint.cli",
+        "chargepoint.testcsms",
+        "chargepoint.csms",
+        "chargepoint.core",
+        "chargepoint.service.daemon",
+        "chargepoint.service.meters",
+        "chargepoint.service.lifecycle",
+    ),
     "chargepoint.testcsms": (
         "chargepoint.cli",
         "chargepoint.service",
@@ -202,3 +213,10 @@ def test_only_entry_points_are_flat_in_chargepoint() -> None:
 @pytest.mark.parametrize("package", [p for p in FORBIDDEN if p.startswith("chargepoint.")])
 def test_each_layer_is_a_package(package: str) -> None:
     assert (ROOT / package.replace(".", "/") / "__init__.py").is_file()
+
+
+def test_the_demo_finds_its_default_config() -> None:
+    from chargepoint.cli.demo import DEFAULT_CONFIG
+
+    assert DEFAULT_CONFIG == ROOT / "config" / "simulator.yaml"
+    assert DEFAULT_CONFIG.is_file()

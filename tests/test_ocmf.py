@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from meter.proof.keys import PublicKeyInfo, load_public_key
 from meter.proof.ocmf import OcmfFormatError, OcmfRecord, parse_ocmf, parse_time, verify_ocmf
-from tests.shared_vectors import bsm_public_key_hex, bsm_vectors, multivendor_vectors
+from tests.real_vectors import bsm_public_key_hex, bsm_vectors, multivendor_vectors
 
 
 def _all_records() -> list[Any]:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.shared_vectors import bsm_public_key_hex
+from tests.real_vectors import bsm_public_key_hex
 from tests.station_env import Env, running_env
 from tests.station_harness import STATION_ID
 

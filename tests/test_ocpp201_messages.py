@@ -16,7 +16,7 @@ from chargepoint.core import events
 from chargepoint.csms.ocpp201 import messages as m
 from meter.proof.keys import load_public_key
 from meter.proof.ocmf import parse_ocmf, verify_ocmf
-from tests.shared_vectors import bsm_public_key_hex, bsm_vectors
+from tests.real_vectors import bsm_public_key_hex, bsm_vectors
 
 KEY_NAME = "A_meter_001BZR1521070006"
 STATION = "EICHRECHT-STATION-0001-LONG-NAME"
@@ -803,6 +803,7 @@ def test_connector_status_mapping() -> None:
         "SuspendedEV": "Occupied",
         "SuspendedEVSE": "Occupied",
         "Finishing": "Occupied",
+        "Reserved": "Reserved",
         "Unavailable": "Unavailable",
         "Faulted": "Faulted",
     }

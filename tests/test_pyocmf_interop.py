@@ -10,7 +10,7 @@ from pyocmf import OCMF, SignatureVerificationError
 
 from meter.proof.keys import load_public_key
 from meter.proof.ocmf import parse_ocmf, verify_ocmf
-from tests.shared_vectors import bsm_public_key_hex, bsm_vectors, multivendor_vectors
+from tests.real_vectors import bsm_public_key_hex, bsm_vectors, multivendor_vectors
 
 
 def pyocmf_verifies(ocmf: str, public_key_der_hex: str) -> bool:

@@ -16,7 +16,7 @@ from meter.modbus.sunspec import (
     plan_reads,
 )
 from meter.snapshot import SnapshotFields, SnapshotKind
-from tests.shared_vectors import bsm_public_key_hex, bsm_vectors
+from tests.real_vectors import bsm_public_key_hex, bsm_vectors
 from tests.test_bsm_signature import snapshot_fields
 
 

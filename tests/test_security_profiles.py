@@ -9,6 +9,7 @@ import datetime as dt
 import ipaddress
 import logging
 import ssl
+import warnings
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,8 +113,11 @@ def server_context(
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(str(pki.server_cert), str(pki.server_key))
     if max_version is not None:
-        ctx.minimum_version = ssl.TLSVersion.TLSv1
-        ctx.maximum_version = max_version
+        # a deliberately outdated server: naming TLS 1.0/1.1 is deprecated, and meant here
+        ctx.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            ctx.maximum_version = max_version
     if client_certs:
         ctx.load_verify_locations(str(pki.ca))
         ctx.verify_mode = ssl.CERT_REQUIRED
@@ -283,7 +287,10 @@ def test_station_tls_context_demands_1_2_and_checks_the_server(pki: Pki) -> None
 
 async def test_tls_below_1_2_is_refused(tmp_path: Path, runs: list[Run], pki: Pki) -> None:
     try:
-        old = server_context(pki, max_version=ssl.TLSVersion.TLSv1_1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            tls_1_1 = ssl.TLSVersion.TLSv1_1
+        old = server_context(pki, max_version=tls_1_1)
     except (ValueError, ssl.SSLError):
         pytest.skip("this OpenSSL cannot even offer TLS 1.1")
     csms = TestCsms(ssl_context=old, basic_auth={STATION_ID: PASSWORD})

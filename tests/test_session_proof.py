@@ -7,7 +7,7 @@ import pytest
 
 from meter.proof.keys import load_public_key
 from meter.proof.session import ProofStatus, check_session
-from tests.shared_vectors import bsm_public_key_hex, bsm_vectors
+from tests.real_vectors import bsm_public_key_hex, bsm_vectors
 
 KEY = load_public_key(bsm_public_key_hex("A_meter_001BZR1521070006"))
 OTHER_KEY = load_public_key(bsm_public_key_hex("B_meter_001BZR1521290137"))

@@ -17,7 +17,7 @@ from meter.proof.ocmf import parse_ocmf
 from meter.sim.device import SimulatedBsm
 from meter.snapshot import SnapshotStatus
 from tests.ocpp_views import VIEWS, canonical, signed_values_201
-from tests.shared_vectors import bsm_public_key_hex
+from tests.real_vectors import bsm_public_key_hex
 from tests.station_env import Env, check_signed_pair, remote_session, running_env
 from tests.station_harness import (
     STATION_ID,

@@ -21,7 +21,6 @@ from typing import Any
 
 import pytest
 
-from chargepoint import store as store_module
 from chargepoint.store import (
     APPLICATION_ID,
     SCHEMA_VERSION,
@@ -30,6 +29,7 @@ from chargepoint.store import (
     StoreError,
     utc_now,
 )
+from chargepoint.store import schema as store_schema
 
 ROOT = Path(__file__).resolve().parent.parent
 STATION = "CP-TEST-1"
@@ -495,8 +495,8 @@ def test_newer_schema_is_refused_untouched(path: Path) -> None:
 def _add_version_2(
     monkeypatch: pytest.MonkeyPatch, migration: Callable[[sqlite3.Connection], None]
 ) -> None:
-    monkeypatch.setattr(store_module, "MIGRATIONS", (*store_module.MIGRATIONS, migration))
-    monkeypatch.setattr(store_module, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    monkeypatch.setattr(store_schema, "MIGRATIONS", (*store_schema.MIGRATIONS, migration))
+    monkeypatch.setattr(store_schema, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
 
 
 def test_older_schema_is_migrated_forward(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -915,8 +915,8 @@ def test_signed_begin_and_identity_cannot_be_rewritten_in_sql(store: Store) -> N
 def test_version_1_store_is_migrated_with_its_sessions_and_ids(
     path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(store_module, "MIGRATIONS", store_module.MIGRATIONS[:1])
-    monkeypatch.setattr(store_module, "SCHEMA_VERSION", 1)
+    monkeypatch.setattr(store_schema, "MIGRATIONS", store_schema.MIGRATIONS[:1])
+    monkeypatch.setattr(store_schema, "SCHEMA_VERSION", 1)
     Store(path, STATION).close()
     conn = sqlite3.connect(path)
     columns = (

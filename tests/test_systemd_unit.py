@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from chargepoint.cli.main import build_parser
-from tests.shared_vectors import REPO_ROOT
+from tests.real_vectors import REPO_ROOT
 from tests.tools import require_tool
 
 UNIT = REPO_ROOT / "systemd" / "chargepoint.service"
@@ -116,6 +116,8 @@ def test_the_unit_runs_real_commands_on_one_config() -> None:
     pre = parser.parse_args(found["ExecStartPre"][1:])
     run = parser.parse_args(found["ExecStart"][1:])
     assert pre.command == "check-config" and run.command == "run"
+    # a USB adapter that appears late must not keep the service down (exit 78 stops restarts)
+    assert pre.no_device_check
     assert pre.config == run.config == Path("/etc/chargepoint/station.yaml")
 
 

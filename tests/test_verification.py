@@ -10,7 +10,7 @@ import pytest
 
 from meter.proof.keys import load_public_key
 from meter.proof.verification import verify_input
-from tests.shared_vectors import bsm_public_key_hex, bsm_vectors, multivendor_vectors
+from tests.real_vectors import bsm_public_key_hex, bsm_vectors, multivendor_vectors
 
 A_KEY = bsm_public_key_hex("A_meter_001BZR1521070006")
 B_KEY = bsm_public_key_hex("B_meter_001BZR1521290137")

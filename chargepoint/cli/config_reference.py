@@ -23,6 +23,8 @@ from chargepoint.config import StationConfig
 SCHEMA_ID = "https://chargepoint.invalid/schema/station.json"  # names it; nothing is served
 REGENERATE = "make docs"
 COMMAND = "chargepoint config-reference"
+# what every path field's text says (chargepoint/config/base.py resolves them so)
+RELATIVE_PATHS = "relative to the config file's directory"
 
 # Model docstrings are the section texts; these fill in models that have none.
 MODEL_DESCRIPTIONS: dict[str, str] = {
@@ -46,7 +48,8 @@ DESCRIPTIONS: dict[str, str] = {
     "1: `ws://` with HTTP Basic authentication; 2: `wss://` (TLS 1.2+, the server certificate is "
     "checked) with HTTP Basic authentication; 3: `wss://` with a TLS client certificate",
     "CsmsConfig.password": "the Basic authentication password (profiles 1 and 2): "
-    "`{file: PATH}` (one line; under systemd the credential "
+    "`{file: PATH}` (one line; a relative PATH is relative to the config file's directory; "
+    "under systemd the credential "
     "`/run/credentials/chargepoint.service/csms-password`), `{env: NAME}`, or inline text (not "
     "recommended). Read when connecting, never logged; the OCPP security whitepaper asks for 16 "
     "to 40 characters",
@@ -84,8 +87,9 @@ DESCRIPTIONS: dict[str, str] = {
     "MeterRef.bus": "the `name` of the meter bus the meter is on",
     "MeterRef.unit": "the meter's Modbus unit id (the BSM-WS36A's factory setting is 42)",
     "MeterRef.public_key": "the key pinned at commissioning: hex DER, or the path of a file "
-    "holding it. A meter that shows another key is refused (connector Faulted). Not set: the key "
-    "the meter shows at first contact is pinned and kept; compare it with the meter's label",
+    "holding it (a relative path is relative to the config file's directory). A meter that "
+    "shows another key is refused (connector Faulted). Not set: the key the meter shows at "
+    "first contact is pinned and kept; compare it with the meter's label",
     "MeterRef.signing": "`meter`: the meter signs every reading (calibration-law compliant). "
     "`station-test`: TEST MODE for a meter that cannot sign; the station signs the meter's "
     "readings with its own key (kept in the state directory). NOT calibration-law compliant, "
@@ -149,7 +153,9 @@ DESCRIPTIONS: dict[str, str] = {
     # store
     "StoreConfig.state_dir": "where the SQLite store (sessions, the outbox of transaction "
     "messages, pinned keys, settings) and the simulated meters' keys live; persistent storage "
-    "only (systemd: StateDirectory, container: a volume)",
+    "only (systemd: StateDirectory, container: a volume). A relative path is relative to the "
+    "config file's directory; `--state-dir` on the command line overrides it, relative to the "
+    "current directory",
     "StoreConfig.retention_years": "closed sessions and their signed records are kept at least "
     "this many years (billing proofs; 6 is the common choice under German calibration law)",
 }
@@ -228,8 +234,15 @@ def _describe_model(name: str, model: dict[str, Any]) -> None:
     for field, prop in model.get("properties", {}).items():
         prop.pop("title", None)
         text = field_description(name, field)
+        if text and _is_path(prop) and RELATIVE_PATHS not in text:
+            text = f"{text.rstrip('.')}. A relative path is {RELATIVE_PATHS}"
         if text:
             prop["description"] = text
+
+
+def _is_path(prop: dict[str, Any]) -> bool:
+    """A path field (`Path`, or `Path | None`): the loader reads it relative to the file."""
+    return any(p.get("format") == "path" for p in [prop, *prop.get("anyOf", [])])
 
 
 def missing_descriptions() -> list[str]:
@@ -367,9 +380,12 @@ def markdown() -> str:
         "`# yaml-language-server: $schema=PATH/TO/docs/chargepoint.schema.json` on the file's "
         "first line, or map the file to the schema in the editor's settings.",
         "",
-        "Times are in seconds, power in watts, energy in Wh. Relative paths are relative to the "
-        "directory the daemon is started from (under systemd: `/`, so use absolute paths). "
-        "Unknown keys are errors. `[]` in a key stands for each entry of a list.",
+        "Times are in seconds, power in watts, energy in Wh. Relative paths in the file "
+        "(`store.state_dir`, password, key and certificate files) are relative to the config "
+        "file's directory, whatever directory the daemon is started from; `--state-dir` on the "
+        "command line is relative to the current directory. Values given on the command line "
+        "(`--csms-url`, `--ocpp-version`, `--state-dir`) replace the file's before it is "
+        "checked. Unknown keys are errors. `[]` in a key stands for each entry of a list.",
         "",
     ]
     required = set(schema.get("required", []))
@@ -415,7 +431,12 @@ def add_config_reference_parser(sub: argparse._SubParsersAction[argparse.Argumen
             "editors use to complete and check the station's YAML file."
         ),
     )
-    p.add_argument("--format", choices=("markdown", "json-schema"), default="markdown")
+    p.add_argument(
+        "--format",
+        choices=("markdown", "json-schema"),
+        default="markdown",
+        help="markdown (default) or the JSON schema of the config file",
+    )
     p.add_argument("--output", type=Path, help="write to this file instead of stdout")
     p.set_defaults(func=run_config_reference)
 

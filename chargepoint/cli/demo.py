@@ -20,7 +20,7 @@ from chargepoint.service.logsetup import setup_logging
 from chargepoint.testcsms import TestCsms
 from meter.proof.verification import verify_input
 
-DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "simulator.yaml"
+DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "config" / "simulator.yaml"
 # (context -> OCMF of the end message, the meter key hex the station reports)
 Signed = tuple[dict[str, str], str]
 
@@ -206,12 +206,21 @@ def run_demo(args: argparse.Namespace) -> int:
 
 def add_demo_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("demo", help="a complete OCPP session on the embedded simulator")
-    p.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    p.add_argument(
+        "--config",
+        type=Path,
+        default=DEFAULT_CONFIG,
+        help="the station's YAML file (default: the embedded simulator, config/simulator.yaml)",
+    )
     p.add_argument(
         "--ocpp-version", choices=["1.6", "2.0.1"], help="default: the config's csms.ocpp_version"
     )
     p.add_argument("--state-dir", type=Path, help="keep the store and meters (default: temp)")
     p.add_argument("--seconds", type=float, default=8.0, help="how long the EV charges")
-    p.add_argument("--id-tag", default="04A1B2C3D4E5F6")
+    p.add_argument(
+        "--id-tag",
+        default="04A1B2C3D4E5F6",
+        help="the driver's id tag (RFID card) the session is started for",
+    )
     p.add_argument("--verbose-log", action="store_true", help="show the daemon's log")
     p.set_defaults(func=run_demo)

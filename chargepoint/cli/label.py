@@ -18,11 +18,18 @@ from pathlib import Path
 from typing import Any
 
 from chargepoint.config import EXIT_CONFIG, ConfigError, StationConfig, load_config
-from chargepoint.proof.label import LabelData, LabelError, key_text, render_png, render_svg
+from chargepoint.proof.label import (
+    LabelData,
+    LabelError,
+    key_text,
+    qr_text,
+    render_png,
+    render_svg,
+)
 from chargepoint.service.daemon import STORE_FILE
 from chargepoint.store import Store, StoreError
 from meter.bsm.driver import BsmWs36a, MeterTimeouts
-from meter.errors import MeterError
+from meter.errors import MeterError, explain
 from meter.modbus.bus import ModbusBus
 from meter.modbus.link import LinkUrlError
 from meter.proof.keys import KeyFormatError, load_public_key
@@ -47,7 +54,12 @@ def add_label_parser(ops: argparse._SubParsersAction[argparse.ArgumentParser]) -
         type=Path,
         help="path of the label without extension (default: ./meter-label-SERIAL)",
     )
-    p.add_argument("--format", choices=("both", "svg", "png"), default="both")
+    p.add_argument(
+        "--format",
+        choices=("both", "svg", "png"),
+        default="both",
+        help="write the SVG, the 300 dpi PNG, or both (default)",
+    )
     p.add_argument(
         "--public-key",
         help="the key (hex or a file, e.g. the one pinned in the config): with --url the meter "
@@ -64,6 +76,12 @@ def add_label_parser(ops: argparse._SubParsersAction[argparse.ArgumentParser]) -
         "pinned key come from it (stop the daemon first: one program at a time on the line)",
     )
     p.add_argument("--connector", type=int, help="with --config: the connector of the meter")
+    p.add_argument(
+        "--verifier-url",
+        help="the address of the published verifier page (chargepoint verifier-page): the QR "
+        "code then holds URL#key=KEY and opens it with the key filled in (default with "
+        "--config: web.verifier_url)",
+    )
 
 
 def _apply_config(args: argparse.Namespace) -> None:
@@ -79,6 +97,8 @@ def _apply_config(args: argparse.Namespace) -> None:
         raise LabelError(f"no connector {args.connector} in {args.config}") from None
     if args.evse_id is None:
         args.evse_id = connector.evse_id
+    if args.verifier_url is None:
+        args.verifier_url = cfg.web.verifier_url
     if args.public_key is None and args.pinned_key is None:
         args.public_key = connector.meter.public_key or _store_pinned_key(cfg, args.connector)
     bus = cfg.bus(connector.meter.bus)
@@ -115,6 +135,7 @@ async def _from_meter(args: argparse.Namespace) -> LabelData:
         meter_id=args.meter_id if args.meter_id is not None else ident.meter_address,
         model=model.strip(),
         evse_id=args.evse_id or "",
+        verifier_url=args.verifier_url or "",
     )
 
 
@@ -129,6 +150,7 @@ def _offline(args: argparse.Namespace) -> LabelData:
         meter_id=args.meter_id or "",
         model=args.model or "",
         evse_id=args.evse_id or "",
+        verifier_url=args.verifier_url or "",
     )
 
 
@@ -156,6 +178,7 @@ def write_label(data: LabelData, output: Path | None, fmt: str) -> dict[str, Any
         "meter_id": data.meter_id,
         "model": data.model,
         "public_key": key_text(data.key),
+        "qr_code": qr_text(data.key, data.verifier_url),
         "curve": data.key.curve_name,
         "sha256": data.key.fingerprint,
     }
@@ -167,9 +190,7 @@ def run_label(args: argparse.Namespace) -> int:
         data = asyncio.run(_from_meter(args)) if args.url else _offline(args)
         result = write_label(data, args.output, args.format)
     except MeterError as exc:
-        print(
-            f"meter: {type(exc).__name__}: {exc} (what to do: {exc.action.value})", file=sys.stderr
-        )
+        print(f"meter: {explain(exc)}", file=sys.stderr)
         return EXIT_METER_ERROR
     except ConfigError as exc:
         print(exc, file=sys.stderr)

@@ -16,7 +16,7 @@ from typing import Any
 from chargepoint.cli.label import add_label_parser, run_label
 from meter.bsm.driver import BsmWs36a, MeterTimeouts
 from meter.bsm.ocmf import OcmfStyle
-from meter.errors import MeterError
+from meter.errors import MeterError, explain
 from meter.modbus.bus import ModbusBus
 from meter.modbus.link import LinkKind, LinkUrlError, parse_link_url
 from meter.modbus.wiretime import LineSettings
@@ -83,7 +83,7 @@ def add_meter_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
         help="serial:///dev/ttyUSB0?baudrate=19200&parity=E, rtu+tcp://H:P or tcp://H:P "
         "(required, except for `label` with --config/--connector or --public-key/--serial)",
     )
-    p.add_argument("--unit", type=int, default=42)
+    p.add_argument("--unit", type=int, default=42, help="the meter's Modbus unit id (default: 42)")
     p.add_argument("--pinned-key", help="expected public key (hex or file): refuse another one")
     p.add_argument("--timeout", type=float, default=12.0, help="per-request timeout in seconds")
     ops = p.add_subparsers(dest="operation", required=True)
@@ -97,10 +97,10 @@ def add_meter_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     snap = ops.add_parser("snapshot", help="take a signed snapshot")
     snap.add_argument("kind", help="current | turn-on | turn-off | start | end")
     snap.add_argument("--meta1", help="identification (becomes OCMF ID); writes all three")
-    snap.add_argument("--meta2")
-    snap.add_argument("--meta3")
+    snap.add_argument("--meta2", help="second metadata field (becomes OCMF X2), e.g. the EVSE id")
+    snap.add_argument("--meta3", help="third metadata field (becomes OCMF X3)")
     last = ops.add_parser("last-snapshot", help="read the last snapshot of a kind, take none")
-    last.add_argument("kind")
+    last.add_argument("kind", help="current | turn-on | turn-off | start | end")
     ops.add_parser("transaction", help="does the meter show an open turn-on/start snapshot?")
     add_label_parser(ops)
     p.set_defaults(func=run_meter)
@@ -283,9 +283,7 @@ def _run_json(factory: Callable[[], Awaitable[dict[str, Any]]]) -> int:
         print(f"meter: {exc}", file=sys.stderr)
         return 2
     except MeterError as exc:
-        print(
-            f"meter: {type(exc).__name__}: {exc} (what to do: {exc.action.value})", file=sys.stderr
-        )
+        print(f"meter: {explain(exc)}", file=sys.stderr)
         if exc.snapshot is not None:
             # The meter signed a snapshot (e.g. one carrying event flags): it is evidence,
             # print it with the error rather than drop it.

@@ -10,11 +10,21 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from chargepoint.config import EXIT_CONFIG, ConfigError, LoadedConfig, StationConfig, load_config
+from chargepoint.cli.authorization_status import authorization_lines
+from chargepoint.cli.config_commands import (
+    StateDirError,
+    config_from_args,
+    prepare_state_dir,
+    readable_state_dir,
+    report_state_dir_error,
+)
+from chargepoint.config import EXIT_CONFIG, ConfigError, LoadedConfig, StationConfig
 from chargepoint.service.control import ControlAddress, request
-from chargepoint.service.daemon import STORE_FILE, Daemon, UnsupportedVersion
-from chargepoint.service.logsetup import setup_logging
+from chargepoint.service.daemon import EXIT_RESTART, STORE_FILE, Daemon, UnsupportedVersion
+from chargepoint.service.instance_lock import EXIT_ALREADY_RUNNING, AlreadyRunning
+from chargepoint.service.logsetup import add_file_log, setup_logging
 from chargepoint.store import StoreError
+from chargepoint.store.errors import StoreDamaged
 
 log = logging.getLogger("chargepoint")
 
@@ -25,18 +35,8 @@ def add_common_options(p: argparse.ArgumentParser) -> None:
 
 
 def load(args: argparse.Namespace) -> LoadedConfig:
-    loaded = load_config(args.config)
-    overrides: dict[str, Any] = {}
-    if getattr(args, "csms_url", None):
-        overrides["csms_url"] = args.csms_url
-    if getattr(args, "ocpp_version", None):
-        overrides["ocpp_version"] = args.ocpp_version
-    if args.state_dir is not None:
-        overrides["state_dir"] = args.state_dir
-    if overrides:
-        config: StationConfig = loaded.config.with_overrides(**overrides)
-        return LoadedConfig(config=config, warnings=loaded.warnings, path=loaded.path)
-    return loaded
+    """The config with the command line's overrides applied before validation."""
+    return config_from_args(args)
 
 
 def add_run_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -54,7 +54,9 @@ def add_run_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     control = sub.add_parser("control", help="act as the charge controller / HMI")
     add_common_options(control)
     control.add_argument(
-        "action", choices=("plug", "unplug", "fault", "clear-fault", "stop", "id-tag")
+        "action",
+        choices=("plug", "unplug", "fault", "clear-fault", "stop", "id-tag"),
+        help="what the charge controller reports or asks for",
     )
     control.add_argument("target", help="connector number, or the id tag for id-tag")
     control.add_argument("--connector", type=int, help="with id-tag: the connector")
@@ -69,7 +71,18 @@ def run_daemon(args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         return EXIT_CONFIG
     cfg = loaded.config
-    setup_logging(cfg.logging.level, cfg.logging.format, cfg.logging.journal)
+    try:
+        prepare_state_dir(Path(cfg.store.state_dir))
+    except StateDirError as exc:
+        return report_state_dir_error(exc)
+    level = cfg.logging.level
+    if getattr(args, "verbose", 0):  # -v / -vv on the command line win over the file
+        level = "debug" if args.verbose >= 2 else "info"
+    setup_logging(level, cfg.logging.format, cfg.logging.journal)
+    diag = cfg.diagnostics
+    add_file_log(Path(cfg.store.state_dir) / "logs", diag.log_file_bytes, diag.log_files)
+    if getattr(args, "verbose", 0) >= 2:
+        logging.getLogger("pymodbus").setLevel(logging.DEBUG)
     for warning in loaded.warnings:
         log.warning("config: %s", warning)
     daemon = Daemon(cfg)
@@ -78,10 +91,24 @@ def run_daemon(args: argparse.Namespace) -> int:
     except (UnsupportedVersion, ConfigError) as exc:
         log.error("%s", exc)
         return EXIT_CONFIG
+    except StoreDamaged as exc:  # needs a person: EX_CONFIG, so systemd does not restart
+        log.error("store: %s; to salvage what is readable run: %s", exc, _recover_line(args))
+        return EXIT_CONFIG
     except StoreError as exc:
         log.error("store: %s", exc)
         return 1
-    return 0
+    except AlreadyRunning as exc:
+        log.error("%s", exc)
+        return EXIT_ALREADY_RUNNING
+    return EXIT_RESTART if daemon.restart_requested else 0
+
+
+def _recover_line(args: argparse.Namespace) -> str:
+    """`chargepoint store recover` for the station the command line names."""
+    state_dir = getattr(args, "state_dir", None)
+    return f"chargepoint store recover --config {args.config}" + (
+        f" --state-dir {state_dir}" if state_dir else ""
+    )
 
 
 def _address(cfg: StationConfig) -> ControlAddress:
@@ -94,6 +121,10 @@ def run_status(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return EXIT_CONFIG
+    try:
+        readable_state_dir(Path(cfg.store.state_dir))
+    except StateDirError as exc:
+        return report_state_dir_error(exc)
     try:
         code, data = asyncio.run(request(_address(cfg), "GET", "/status"))
     except (OSError, TimeoutError):
@@ -109,12 +140,22 @@ def run_status(args: argparse.Namespace) -> int:
         line = f"  connector {c['id']} ({c['evse_id']}): {c['status']}"
         if c["error_code"] != "NoError" or c["info"]:
             line += f" [{c['error_code']}: {c['info']}]"
+        if c.get("last_meter_error"):
+            line += f"\n    last meter error {c['last_meter_error']}"
+        limit = c.get("charging_limit")
+        if limit and limit["limit_w"] is not None:
+            line += (
+                f"\n    charging limit {limit['limit_w']:.0f} W ({limit['limit_a']:.1f} A x "
+                f"{limit['phases']}) by {limit['source']}"
+            )
         tx = c["transaction"]
         if tx:
             energy = "" if tx["energy_wh"] is None else f", {tx['energy_wh']} Wh so far"
             line += (
                 f"; session {tx['local_id']} for {tx['id_tag']} since {tx['started_at']}{energy}"
             )
+        print(line)
+    for line in authorization_lines(data):
         print(line)
     return 0
 
@@ -126,7 +167,11 @@ def _offline_status(cfg: StationConfig, as_json: bool) -> int:
     if not path.exists():
         print(f"daemon not running and no store at {path}", file=sys.stderr)
         return 1
-    store = Store.open(path, cfg.station.id)
+    try:
+        store = Store.open(path, cfg.station.id)
+    except (StoreError, OSError) as exc:
+        print(f"store unreadable: {path}: {_store_reason(exc, path)}", file=sys.stderr)
+        return 1
     try:
         data = {
             "daemon": "not running",
@@ -158,18 +203,32 @@ def _offline_status(cfg: StationConfig, as_json: bool) -> int:
     return 0
 
 
+def _store_reason(exc: Exception, path: Path) -> str:
+    """The cause, without the path the line already names."""
+    text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    return text.removeprefix(f"{path}: ").removeprefix(f"{path} ")
+
+
 def run_control(args: argparse.Namespace) -> int:
     try:
         cfg = load(args).config
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return EXIT_CONFIG
+    try:
+        readable_state_dir(Path(cfg.store.state_dir))
+    except StateDirError as exc:
+        return report_state_dir_error(exc)
     if args.action == "id-tag":
         body: dict[str, Any] = {"id_tag": args.target}
         if args.connector:
             body["connector"] = args.connector
         target = "/id-tag"
     else:
+        count = len(cfg.connectors)
+        if not args.target.isdigit() or not 1 <= int(args.target) <= count:
+            print(f"control: connector must be a number 1..{count}", file=sys.stderr)
+            return 2
         target = f"/connectors/{args.target}/{args.action}"
         body = {"info": args.info} if args.action == "fault" else {}
     try:
@@ -177,5 +236,8 @@ def run_control(args: argparse.Namespace) -> int:
     except (OSError, TimeoutError) as exc:
         print(f"control: daemon not reachable: {exc}", file=sys.stderr)
         return 1
-    print(data.get("result") or data.get("error"))
-    return 0 if code == 200 else 1
+    if code != 200:
+        print(f"control: {data.get('error') or data.get('result')}", file=sys.stderr)
+        return 1
+    print(data.get("result"))
+    return 0

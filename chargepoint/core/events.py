@@ -78,6 +78,7 @@ def started(
     sign_started: bool | None = None,
     public_key_mode: str | None = None,
     id_token_type: str | None = None,
+    reservation_id: int | None = None,
 ) -> dict[str, Any]:
     """The transaction opened. `trigger` is how it was authorized ("Authorized" at the
     station, "RemoteStart" from the CSMS, "" when not yet authorized); `start_point` which
@@ -85,8 +86,8 @@ def started(
     meter signed (start point EVConnected or Authorized): the signed Begin then follows in a
     TransactionBeginSigned event. `offline`: the CSMS was not reachable when it happened.
     `sign_started` and `public_key_mode` freeze the signing settings, so a resend carries the
-    same content."""
-    return {
+    same content. `reservation_id`: the reservation the start used (only then present)."""
+    data: dict[str, Any] = {
         "connector_id": connector_id,
         "evse_id": evse_id,
         "id_tag": id_tag,
@@ -102,6 +103,9 @@ def started(
         "public_key_mode": public_key_mode,
         "id_token_type": id_token_type,
     }
+    if reservation_id is not None:
+        data["reservation_id"] = reservation_id
+    return data
 
 
 def authorized(
@@ -112,9 +116,11 @@ def authorized(
     trigger: str,
     offline: bool = False,
     id_token_type: str | None = None,
+    reservation_id: int | None = None,
 ) -> dict[str, Any]:
-    """The id token of a transaction that opened without one (start point EVConnected)."""
-    return {
+    """The id token of a transaction that opened without one (start point EVConnected);
+    `reservation_id`: the reservation the start used (only then present)."""
+    data: dict[str, Any] = {
         "connector_id": connector_id,
         "id_tag": id_tag,
         "timestamp": timestamp,
@@ -122,6 +128,9 @@ def authorized(
         "offline": offline,
         "id_token_type": id_token_type,
     }
+    if reservation_id is not None:
+        data["reservation_id"] = reservation_id
+    return data
 
 
 def charging_ended(

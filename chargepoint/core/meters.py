@@ -28,6 +28,9 @@ class ConnectorMeter:
     driver: SigningMeter
     configured_key: PublicKeyInfo | None
     sim: SimulatedEv | None = None
+    # the simulated EV as the core switches it: `sim` limited by smart charging (set by
+    # chargepoint.core.charging, which wraps `sim`; `sim` stays the simulator itself)
+    ev: SimulatedEv | None = None
 
     @property
     def unit(self) -> int:

@@ -11,6 +11,7 @@ import enum
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 from chargepoint.config import MEASURANDS
 
@@ -18,6 +19,8 @@ log = logging.getLogger("chargepoint.settings")
 
 PHASE_ROTATIONS = ("RST", "RTS", "SRT", "STR", "TRS", "TSR", "NotApplicable", "Unknown")
 PUBLIC_KEY_MODES = frozenset({"Never", "OncePerTransaction", "EveryMeterValue"})
+LOCAL_AUTH_LIST_MAX_LENGTH = 50_000  # entries the Local Authorization List holds
+SEND_LOCAL_LIST_MAX_LENGTH = 10_000  # entries one SendLocalList may carry
 
 
 class Kind(enum.Enum):
@@ -92,6 +95,17 @@ Persist = Callable[[str, str], Awaitable[None]]
 Listener = Callable[[str, str], None]
 
 
+class OwnedKey(Protocol):
+    """A configuration key another core module keeps (and checks, and persists) itself, e.g.
+    SecurityProfile; `read()` is what GetConfiguration shows ("" for a write-only key)."""
+
+    readonly: bool
+
+    def read(self) -> str: ...
+
+    async def change(self, value: str) -> tuple[SetResult, str]: ...
+
+
 class Settings:
     """The live values; `dynamic` keys are computed (e.g. MeterPublicKey<n>)."""
 
@@ -107,14 +121,17 @@ class Settings:
         self._persist = persist
         self._listeners: list[Listener] = []
         self.dynamic: dict[str, Callable[[], str]] = {}
+        self.owned: dict[str, OwnedKey] = {}
 
     def subscribe(self, listener: Listener) -> None:
         self._listeners.append(listener)
 
     def known(self, key: str) -> bool:
-        return key in self.specs or key in self.dynamic
+        return key in self.specs or key in self.dynamic or key in self.owned
 
     def raw(self, key: str) -> str:
+        if key in self.owned:
+            return self.owned[key].read()
         if key in self.dynamic:
             return self.dynamic[key]()
         return self._values[key]
@@ -129,15 +146,19 @@ class Settings:
         return [v for v in self.raw(key).split(",") if v]
 
     def readonly(self, key: str) -> bool:
+        if key in self.owned:
+            return self.owned[key].readonly
         return key in self.dynamic or self.specs[key].readonly
 
     def keys(self) -> list[str]:
-        return [*self.specs, *self.dynamic]
+        return [*self.specs, *self.dynamic, *self.owned]
 
     async def change(self, key: str, value: str) -> tuple[SetResult, str]:
         """Validate, persist, apply. Returns the result and a reason for the log."""
         if not self.known(key):
             return SetResult.NOT_SUPPORTED, f"unknown key {key}"
+        if key in self.owned and not self.owned[key].readonly:
+            return await self.owned[key].change(value)
         if self.readonly(key):
             spec = self.specs.get(key)
             why = spec.why_readonly if spec is not None and spec.why_readonly else "read-only"
@@ -186,6 +207,10 @@ def station_specs(ocpp: object, connectors: int) -> list[Spec]:
         ),
         Spec("GetConfigurationMaxKeys", Kind.INT, "100", readonly=True),
         Spec("HeartbeatInterval", rw_int, str(g(o, "heartbeat_interval")), minimum=0),
+        # Local Auth List Management profile
+        Spec("LocalAuthListEnabled", Kind.BOOL, "true"),
+        Spec("LocalAuthListMaxLength", Kind.INT, str(LOCAL_AUTH_LIST_MAX_LENGTH), readonly=True),
+        Spec("SendLocalListMaxLength", Kind.INT, str(SEND_LOCAL_LIST_MAX_LENGTH), readonly=True),
         Spec("LocalAuthorizeOffline", Kind.BOOL, _b(g(o, "local_authorize_offline"))),
         Spec("LocalPreAuthorize", Kind.BOOL, _b(g(o, "local_pre_authorize"))),
         Spec(
@@ -208,6 +233,8 @@ def station_specs(ocpp: object, connectors: int) -> list[Spec]:
             "MeterValueSampleInterval", rw_int, str(g(o, "meter_value_sample_interval")), minimum=0
         ),
         Spec("NumberOfConnectors", Kind.INT, str(connectors), readonly=True),
+        # Reservation profile: connector 0 reserves any connector
+        Spec("ReserveConnectorZeroSupported", Kind.BOOL, "true", readonly=True),
         Spec(
             "ResetRetries",
             Kind.INT,
@@ -235,7 +262,12 @@ def station_specs(ocpp: object, connectors: int) -> list[Spec]:
             "StopTxnSampledData", Kind.CSL, g(o, "stop_txn_sampled_data"), allowed=meas, max_items=5
         ),
         Spec("StopTxnSampledDataMaxLength", Kind.INT, "5", readonly=True),
-        Spec("SupportedFeatureProfiles", Kind.CSL, "Core,RemoteTrigger", readonly=True),
+        Spec(
+            "SupportedFeatureProfiles",
+            Kind.CSL,
+            "Core,RemoteTrigger,LocalAuthListManagement,Reservation,SmartCharging",
+            readonly=True,
+        ),
         Spec(
             "TransactionMessageAttempts",
             rw_int,

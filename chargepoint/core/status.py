@@ -17,6 +17,7 @@ class ConnectorStatus(enum.StrEnum):
     SUSPENDED_EV = "SuspendedEV"
     SUSPENDED_EVSE = "SuspendedEVSE"
     FINISHING = "Finishing"
+    RESERVED = "Reserved"
     UNAVAILABLE = "Unavailable"
     FAULTED = "Faulted"
 
@@ -34,10 +35,11 @@ class ErrorCode(enum.StrEnum):
 
 S = ConnectorStatus
 ALLOWED: dict[ConnectorStatus, frozenset[ConnectorStatus]] = {
-    S.AVAILABLE: frozenset({S.PREPARING, S.CHARGING, S.UNAVAILABLE, S.FAULTED}),
+    S.AVAILABLE: frozenset({S.PREPARING, S.CHARGING, S.RESERVED, S.UNAVAILABLE, S.FAULTED}),
     S.PREPARING: frozenset(
         {
             S.AVAILABLE,
+            S.RESERVED,
             S.CHARGING,
             S.FINISHING,
             S.UNAVAILABLE,
@@ -55,9 +57,11 @@ ALLOWED: dict[ConnectorStatus, frozenset[ConnectorStatus]] = {
     S.SUSPENDED_EVSE: frozenset(
         {S.AVAILABLE, S.CHARGING, S.SUSPENDED_EV, S.FINISHING, S.UNAVAILABLE, S.FAULTED}
     ),
-    S.FINISHING: frozenset({S.AVAILABLE, S.PREPARING, S.UNAVAILABLE, S.FAULTED}),
-    S.UNAVAILABLE: frozenset({S.AVAILABLE, S.PREPARING, S.CHARGING, S.FAULTED}),
-    S.FAULTED: frozenset({S.AVAILABLE, S.PREPARING, S.UNAVAILABLE, S.FINISHING}),
+    S.FINISHING: frozenset({S.AVAILABLE, S.PREPARING, S.RESERVED, S.UNAVAILABLE, S.FAULTED}),
+    # a reservation ends (Available), its card starts (Preparing), the connector fails
+    S.RESERVED: frozenset({S.AVAILABLE, S.PREPARING, S.CHARGING, S.UNAVAILABLE, S.FAULTED}),
+    S.UNAVAILABLE: frozenset({S.AVAILABLE, S.PREPARING, S.CHARGING, S.RESERVED, S.FAULTED}),
+    S.FAULTED: frozenset({S.AVAILABLE, S.PREPARING, S.RESERVED, S.UNAVAILABLE, S.FINISHING}),
 }
 
 

@@ -84,13 +84,16 @@ class Connector:
     inoperative_scheduled: bool = False
     hardware_fault: str | None = None
     meter_fault: str | None = None
+    last_meter_error: str | None = None  # "<UTC time>: <what happened>", for `status`
     pending_id_tag: str | None = None
+    reserved: bool = False  # held by a reservation: shows Reserved while idle
     tx: ActiveTransaction | None = None
     # a stop asked for while the start is still waiting (for the EV or the meter)
     abort_reason: StopReason | None = None
     abort_id_tag: str | None = None
     abort_event: asyncio.Event = field(default_factory=asyncio.Event)
     last_energy_wh: int | None = None
+    last_power_w: float | None = None  # the meter's active power at the last sample
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     plugged_event: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -115,6 +118,7 @@ class StartRequest:
     parent_id_tag: str | None
     remote_start_id: int | None
     token_type: str | None = None  # the id token's type when the CSMS named one (2.0.1)
+    reservation_id: int | None = None  # the reservation this start uses
 
 
 @dataclass(frozen=True)

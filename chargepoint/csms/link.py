@@ -17,6 +17,7 @@ from urllib.parse import quote
 from websockets.asyncio.client import ClientConnection, connect
 
 from chargepoint.config import CsmsConfig
+from chargepoint.core.certificates import TlsMaterial
 
 log = logging.getLogger("chargepoint.csms")
 
@@ -30,14 +31,21 @@ def station_url(base: str, station_id: str) -> str:
     return base.rstrip("/") + "/" + quote(station_id, safe="*-_=:+|@.")
 
 
-def tls_context(cfg: CsmsConfig) -> ssl.SSLContext:
+def tls_context(cfg: CsmsConfig, material: TlsMaterial | None = None) -> ssl.SSLContext:
+    """`material`: the installed CSMS roots (trusted besides csms.ca_file) and the station
+    certificate from the certificate store, used instead of csms.client_cert when present."""
+    material = material or TlsMaterial()
     ctx = ssl.create_default_context(
-        ssl.Purpose.SERVER_AUTH, cafile=str(cfg.ca_file) if cfg.ca_file else None
+        ssl.Purpose.SERVER_AUTH,
+        cafile=str(cfg.ca_file) if cfg.ca_file else None,
+        cadata=material.ca_pem,
     )
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.check_hostname = True
     ctx.verify_mode = ssl.CERT_REQUIRED
-    if cfg.security_profile == 3:
+    if cfg.security_profile == 3 and material.credentials_file is not None:
+        ctx.load_cert_chain(str(material.credentials_file))
+    elif cfg.security_profile == 3:
         assert cfg.client_cert is not None and cfg.client_key is not None
         ctx.load_cert_chain(str(cfg.client_cert), str(cfg.client_key))
     return ctx
@@ -61,7 +69,11 @@ class Backoff:
 
 
 async def open_link(
-    cfg: CsmsConfig, station_id: str, subprotocol: str, ping_interval: float | None
+    cfg: CsmsConfig,
+    station_id: str,
+    subprotocol: str,
+    ping_interval: float | None,
+    material: TlsMaterial | None = None,
 ) -> ClientConnection:
     """Open the websocket and check the negotiated subprotocol."""
     url = station_url(cfg.url, station_id)
@@ -70,8 +82,8 @@ async def open_link(
         assert cfg.password is not None
         token = base64.b64encode(f"{station_id}:{cfg.password.resolve()}".encode()).decode()
         headers["Authorization"] = f"Basic {token}"
-    ssl_ctx = tls_context(cfg) if cfg.security_profile in (2, 3) else None
     try:
+        ssl_ctx = tls_context(cfg, material) if cfg.security_profile in (2, 3) else None
         ws = await connect(
             url,
             subprotocols=[subprotocol],  # type: ignore[list-item]

@@ -26,6 +26,18 @@ from chargepoint.store import AsyncStore, OutboxMessage
 
 log = logging.getLogger("chargepoint.ocpp")
 
+LOG_PAYLOAD_CHARS = 400  # a message logged longer than this is cut, visibly
+LOG_RESULT_CHARS = 200
+
+
+def clip(text: str, limit: int = LOG_PAYLOAD_CHARS) -> str:
+    """`text` for a log line: cut at `limit` characters with a marker saying how much is left
+    out, so a cut line is never mistaken for the whole message."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... [{len(text) - limit} more characters not logged]"
+
+
 CP = TypeVar("CP")
 
 
@@ -119,7 +131,7 @@ class CsmsSessionLoop(Generic[CP]):
         if cp is None:
             raise ConnectionError("not connected to the CSMS")
         request = getattr(self._calls, action)(**camel_to_snake_case(payload))
-        log.info("-> %s %s", action, json.dumps(payload)[:400])
+        log.info("-> %s %s", action, clip(json.dumps(payload)))
         started = time.monotonic()
         try:
             result = await cp.call(request, suppress=False)  # type: ignore[attr-defined]
@@ -131,7 +143,7 @@ class CsmsSessionLoop(Generic[CP]):
             "<- %s result in %.0f ms %s",
             action,
             (time.monotonic() - started) * 1000,
-            json.dumps(answer)[:200],
+            clip(json.dumps(answer), LOG_RESULT_CHARS),
         )
         return answer
 

@@ -56,6 +56,8 @@ class LabelData:
     meter_id: str = ""  # MA1, the server id in every OCMF record (MS)
     model: str = ""  # manufacturer and model
     evse_id: str = ""
+    # where the operator publishes the verifier page: the QR code then opens it, key filled in
+    verifier_url: str = ""
 
     def __post_init__(self) -> None:
         if not self.serial.strip():
@@ -77,9 +79,15 @@ def key_lines(key: PublicKeyInfo) -> list[str]:
     return lines
 
 
-def qr_code(key: PublicKeyInfo) -> segno.QRCode:
-    """The QR code of the key text (error correction M: 15 % of it may be scratched off)."""
-    return segno.make_qr(key_text(key), error="m", boost_error=False)
+def qr_text(key: PublicKeyInfo, verifier_url: str = "") -> str:
+    """What the QR code holds: the key text, or the verifier page's URL with the key in its
+    fragment (`URL#key=<key text>`; the fragment never leaves the driver's phone)."""
+    return f"{verifier_url}#key={key_text(key)}" if verifier_url else key_text(key)
+
+
+def qr_code(key: PublicKeyInfo, verifier_url: str = "") -> segno.QRCode:
+    """The QR code of `qr_text` (error correction M: 15 % of it may be scratched off)."""
+    return segno.make_qr(qr_text(key, verifier_url), error="m", boost_error=False)
 
 
 def _modules(qr: segno.QRCode) -> list[list[bool]]:
@@ -157,7 +165,7 @@ def _svg_text(
 
 def render_svg(data: LabelData) -> str:
     """The label as an SVG document sized in millimetres."""
-    modules = _modules(qr_code(data.key))
+    modules = _modules(qr_code(data.key, data.verifier_url))
     scale = QR_MM / len(modules)
     inner = WIDTH_MM - 2 * MARGIN_MM
     grey = ' fill="#444"'
@@ -237,7 +245,7 @@ def render_png(data: LabelData, dpi: int = PNG_DPI) -> bytes:
         fill=0,
         anchor="ls",
     )
-    modules = _modules(qr_code(data.key))
+    modules = _modules(qr_code(data.key, data.verifier_url))
     module_px = max(1, _px(QR_MM, dpi) // len(modules))
     qr_x = margin - 4 * module_px
     qr_y = _px(MARGIN_MM + 5, dpi)

@@ -8,7 +8,12 @@ A tiny HTTP/1.1 JSON API on a Unix socket (default) or a loopback TCP port:
     POST /connectors/N/fault   {"info"}  hardware fault (RCM tripped, lock broken, ...)
     POST /connectors/N/clear-fault
     POST /connectors/N/stop              end the session here (HMI stop button)
+    POST /connectors/N/unavailable       take the connector out of service (after its session)
+    POST /connectors/N/available         back in service
+    POST /connectors/N/unlock            release the cable: ends the session there (UnlockCommand)
     POST /id-tag {"id_tag": "...", "connector": N?}   RFID card / app token presented
+    GET  /events                         charging limit changes, streamed (control_charging)
+    POST /charging-limit, /charging-limit/clear   external limits (control_charging)
 """
 
 from __future__ import annotations
@@ -25,11 +30,18 @@ from urllib.parse import urlsplit
 
 from chargepoint.core.station import Station
 from chargepoint.core.transaction import StopReason
+from chargepoint.service.control_charging import (
+    EVENTS_STREAM,
+    LimitStreams,
+    charging_limit_request,
+)
 
 log = logging.getLogger("chargepoint.service.control")
 
 MAX_BODY = 64 * 1024
-_ROUTE = re.compile(r"^/connectors/(\d+)/(plug|unplug|fault|clear-fault|stop)$")
+_ACTIONS = "plug|unplug|fault|clear-fault|stop|available|unavailable|unlock"
+_ROUTE = re.compile(rf"^/connectors/(\d+)/({_ACTIONS})$")
+_CONNECTOR_ROUTE = re.compile(rf"^/connectors/[^/]*/({_ACTIONS})$")
 
 
 class ControlAddress:
@@ -58,6 +70,7 @@ class ControlServer:
         self.station = station
         self.address = address
         self._server: asyncio.Server | None = None
+        self._streams = LimitStreams(station.charging)
 
     async def start(self) -> None:
         if self.address.unix_path is not None:
@@ -74,6 +87,7 @@ class ControlServer:
         log.info("control interface on %s", self.address.describe())
 
     async def stop(self) -> None:
+        await self._streams.close()
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
@@ -87,6 +101,9 @@ class ControlServer:
             status, body = await self._handle(reader)
         except (asyncio.IncompleteReadError, ConnectionError, ValueError) as exc:
             status, body = 400, {"error": str(exc)}
+        if body is EVENTS_STREAM:
+            await self._streams.serve(reader, writer)
+            return
         payload = json.dumps(body).encode()
         reason = {200: "OK", 400: "Bad Request", 404: "Not Found", 409: "Conflict"}.get(status, "")
         writer.write(
@@ -124,6 +141,12 @@ class ControlServer:
         self, method: str, target: str, body: dict[str, Any]
     ) -> tuple[int, dict[str, Any]]:
         station = self.station
+        if method == "GET" and target == "/events":
+            return 200, EVENTS_STREAM
+        if method == "POST" and target in ("/charging-limit", "/charging-limit/clear"):
+            return await charging_limit_request(
+                station.charging, target, body, len(station.connectors)
+            )
         if method == "GET" and target == "/status":
             return 200, await station.status()
         if method != "POST":
@@ -137,10 +160,12 @@ class ControlServer:
             return (409 if result.startswith("rejected") else 200), {"result": result}
         match = _ROUTE.match(target)
         if match is None:
+            if _CONNECTOR_ROUTE.match(target):
+                return 404, {"error": f"connector must be a number 1..{len(station.connectors)}"}
             return 404, {"error": f"no route {method} {target}"}
         cid, action = int(match.group(1)), match.group(2)
         if cid not in station.connectors:
-            return 404, {"error": f"no connector {cid}"}
+            return 404, {"error": f"connector must be a number 1..{len(station.connectors)}"}
         result = "ok"
         if action == "plug":
             station.plug_in(cid)
@@ -150,8 +175,19 @@ class ControlServer:
             station.report_fault(cid, str(body.get("info", "")))
         elif action == "clear-fault":
             station.clear_fault(cid)
+        elif action in ("available", "unavailable"):
+            answer = await station.change_availability(cid, action == "available")
+            result = "scheduled" if answer == "Scheduled" else "ok"
+        elif action == "unlock":
+            # no lock actuator of its own: as OCPP 1.6 UnlockConnector, the session ends
+            log.info("control interface: unlock requested on connector %d", cid)
+            stopping = station.stop_transaction(cid, StopReason.UNLOCK_COMMAND)
+            result = "stopping" if stopping else "unlocked"
         else:
-            result = "stopping" if station.stop_transaction(cid, StopReason.LOCAL) else "no session"
+            log.info("control interface: stop requested on connector %d", cid)
+            if not station.stop_transaction(cid, StopReason.LOCAL):
+                return 409, {"error": f"no session on connector {cid}"}
+            result = "stopping"
         return 200, {"result": result}
 
 

@@ -20,15 +20,20 @@ from typing import TYPE_CHECKING
 from chargepoint.config import StationConfig
 from chargepoint.core import events
 from chargepoint.core.auth import Authorizer, IdTagInfo
+from chargepoint.core.diagnostics import LogUploads
+from chargepoint.core.firmware import FirmwareUpdates
 from chargepoint.core.meters import ConnectorMeter
+from chargepoint.core.security import StationSecurity
 from chargepoint.core.settings import Settings, station_specs
 from chargepoint.core.station import Station
 from chargepoint.core.tasks import cancel_and_wait
-from chargepoint.csms.ocpp16.adapter import Ocpp16Adapter
+from chargepoint.core.transfer import UrlTransfers
 from chargepoint.service import lifecycle
 from chargepoint.service.control import ControlAddress, ControlServer
+from chargepoint.service.instance_lock import InstanceLock
 from chargepoint.service.meters import MeterFleet
 from chargepoint.service.sd_notify import SdNotifier, Watchdog, watchdog_interval
+from chargepoint.service.setpoints import SetpointWriter
 from chargepoint.store import AsyncStore
 from meter.errors import MeterError
 
@@ -40,6 +45,8 @@ DEVICE_MODEL_PREFIX = "ocpp201."
 SUPPORTED_VERSIONS = ("1.6", "2.0.1")
 STATUS_INTERVAL_S = 30.0  # how often STATUS= is refreshed when systemd runs no watchdog
 ADAPTER_STOP_S = 0.5  # how long a stopped OCPP adapter may take to wind down
+EXIT_RESTART = 75  # after a firmware installation: systemd (Restart=on-failure) restarts us
+REBOOT_FLUSH_S = 10.0  # a simulated reboot first delivers the queued messages (InstallRebooting)
 
 
 class UnsupportedVersion(Exception):
@@ -47,6 +54,7 @@ class UnsupportedVersion(Exception):
 
 
 if TYPE_CHECKING:
+    from chargepoint.csms.ocpp16.adapter import Ocpp16Adapter
     from chargepoint.csms.ocpp201.adapter import Ocpp201Adapter
 
 
@@ -72,11 +80,17 @@ class Daemon:
         self.station: Station | None = None
         self.adapter: Ocpp16Adapter | Ocpp201Adapter | None = None
         self.control: ControlServer | None = None
+        self.setpoints: SetpointWriter | None = None
         self._adapter_task: asyncio.Task[None] | None = None
         self.notifier = SdNotifier.from_environment()
         self.hurry = asyncio.Event()  # a second stop signal: skip the shutdown waits
         self.watchdog: Watchdog | None = None
         self._watchdog_task: asyncio.Task[None] | None = None
+        self.instance_lock = InstanceLock(self.state_dir)
+        self.security: StationSecurity | None = None
+        self.firmware: FirmwareUpdates | None = None
+        self.logs: LogUploads | None = None
+        self.restart_requested = False  # exit with EXIT_RESTART: a firmware update installed
 
     @property
     def adapter_task(self) -> asyncio.Task[None] | None:
@@ -88,6 +102,9 @@ class Daemon:
         if cfg.csms.ocpp_version not in SUPPORTED_VERSIONS:
             raise UnsupportedVersion(f"OCPP {cfg.csms.ocpp_version} is not supported")
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        # before anything else: a second daemon on this state dir touches nothing
+        control_address = ControlAddress(cfg.control.listen, self.state_dir)
+        self.instance_lock.acquire(f"control {control_address.describe()}")
         store = await AsyncStore.open(self.state_dir / STORE_FILE, cfg.station.id)
         self.store = store
         fleet = MeterFleet(cfg, self.state_dir)
@@ -110,23 +127,77 @@ class Daemon:
         for c in station.connectors.values():  # identities for BootNotification, best effort
             with contextlib.suppress(MeterError):
                 await c.meter.driver.identity()
-        self.adapter = await self._adapter(station, settings, store, authorizer)
-        self.control = ControlServer(station, ControlAddress(cfg.control.listen, self.state_dir))
+        security = StationSecurity(cfg, store)
+        self.security = security
+        await security.load()
+        station.security_event = security.events.record_soon
+        self.adapter = await self._adapter(station, settings, store, authorizer, security)
+        fw = cfg.firmware
+        self.firmware = FirmwareUpdates(
+            cfg, station, store, security, UrlTransfers(fw.transfer_timeout, fw.ca_file)
+        )
+        self.firmware.restart = self._firmware_restart
+        uploads = UrlTransfers(cfg.diagnostics.transfer_timeout, fw.ca_file)
+        self.logs = LogUploads(cfg, station, store, security, uploads)
+        self.adapter.firmware = self.firmware
+        self.adapter.logs = self.logs
+        await security.start()
+        self.control = ControlServer(station, control_address)
         await self.control.start()
         await station.start()
+        self.setpoints = SetpointWriter(cfg.smart_charging, station.charging)
+        self.setpoints.start()
         self._adapter_task = asyncio.create_task(
             self.adapter.run(), name=f"ocpp {cfg.csms.ocpp_version} adapter"
         )
+        await self.firmware.start()
         log.info("station %s running with %d connectors", cfg.station.id, len(cfg.connectors))
 
+    async def _firmware_restart(self, simulated: bool) -> None:
+        """The station restarts after a firmware installation. Simulated: the CSMS session
+        ends and a new one starts with a new boot, as after a reboot. Else the daemon stops
+        and exits with EXIT_RESTART for systemd to start the new firmware (this waits until
+        the stop cancels it)."""
+        adapter = self.adapter
+        assert self.store is not None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + REBOOT_FLUSH_S
+        while await self.store.outbox_length() and loop.time() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        if not simulated or adapter is None:
+            log.warning("firmware installed: restarting the daemon")
+            self.restart_requested = True
+            self.stopping.set()
+            await asyncio.Event().wait()
+            return
+        log.warning("firmware installed (simulated): restarting the CSMS session")
+        ws = adapter.ws
+        if ws is not None:
+            await ws.close()
+        while adapter.accepted.is_set() and loop.time() < deadline + 5:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+
     async def _adapter(
-        self, station: Station, settings: Settings, store: AsyncStore, authorizer: Authorizer
+        self,
+        station: Station,
+        settings: Settings,
+        store: AsyncStore,
+        authorizer: Authorizer,
+        security: StationSecurity,
     ) -> Ocpp16Adapter | Ocpp201Adapter:
         cfg = self.config
+        # only the configured OCPP version is imported (each costs memory on the controller)
         if cfg.csms.ocpp_version == "1.6":
-            return Ocpp16Adapter(cfg, station, settings, store, authorizer)
+            from chargepoint.csms.ocpp16.adapter import Ocpp16Adapter
+
+            return Ocpp16Adapter(cfg, station, settings, store, authorizer, security)
         from chargepoint.csms.ocpp201.adapter import Ocpp201Adapter
         from chargepoint.csms.ocpp201.device_model import DeviceModel, LiveValues
+        from chargepoint.csms.ocpp201.security import (
+            password_apart,
+            priority_check,
+            stored_with_password,
+        )
 
         async def persist(key: str, value: str) -> None:
             await store.set_setting(key, value)
@@ -136,13 +207,26 @@ class Daemon:
             return c.status.value if c is not None else None
 
         live = LiveValues(connector_status=connector_status)
-        stored = await store.settings(DEVICE_MODEL_PREFIX)
-        model = DeviceModel.for_station(cfg, settings, persist, stored, live=live)
-        return Ocpp201Adapter(cfg, station, settings, store, authorizer, model)
+        password = security.connection.password
+        stored = await stored_with_password(
+            await store.settings(DEVICE_MODEL_PREFIX), password, persist
+        )
+        model = DeviceModel.for_station(
+            cfg,
+            settings,
+            password_apart(password, persist),
+            stored,
+            live=live,
+            network_priority_check=priority_check(security),
+        )
+        return Ocpp201Adapter(cfg, station, settings, store, authorizer, model, security)
 
     async def stop(self) -> None:
         if self._watchdog_task is not None:
             await cancel_and_wait([self._watchdog_task])
+        for job in (self.firmware, self.logs):
+            if job is not None:
+                await job.stop()
         if self.adapter is not None:
             await self.adapter.stop()
         if self._adapter_task is not None:
@@ -150,14 +234,19 @@ class Daemon:
             # errors); cancel it only if it does not
             await asyncio.wait([self._adapter_task], timeout=ADAPTER_STOP_S)
             await cancel_and_wait([self._adapter_task])
+        if self.setpoints is not None:
+            await self.setpoints.stop()
         if self.station is not None:
             await self.station.stop()
         if self.control is not None:
             await self.control.stop()
         if self.fleet is not None:
             await self.fleet.stop()
+        if self.security is not None:
+            await self.security.stop()
         if self.store is not None:
             await self.store.close()
+        self.instance_lock.release()
         log.info("stopped")
 
     def start_watchdog(self) -> None:

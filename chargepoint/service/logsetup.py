@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import json
 import logging
+import logging.handlers
 import os
 import sys
+from pathlib import Path
 from typing import Literal, TextIO
 
 JournalMode = Literal["auto", "always", "never"]
@@ -122,4 +124,23 @@ def setup_logging(
     root.setLevel(level.upper())
     for name, quiet in QUIET_LOGGERS.items():
         logging.getLogger(name).setLevel(quiet)
+    return handler
+
+
+LOG_FILE_NAME = "chargepoint.log"
+
+
+def add_file_log(
+    directory: Path, max_bytes: int, backups: int, level: str | None = None
+) -> logging.Handler:
+    """Also write the log to size-capped rotating files `<directory>/chargepoint.log[.N]`
+    (plain lines with times; they go into the diagnostics archive). Returns the handler."""
+    directory.mkdir(parents=True, exist_ok=True)
+    handler = logging.handlers.RotatingFileHandler(
+        directory / LOG_FILE_NAME, maxBytes=max_bytes, backupCount=backups, encoding="utf-8"
+    )
+    handler.setFormatter(PlainFormatter())
+    if level is not None:
+        handler.setLevel(level.upper())
+    logging.getLogger().addHandler(handler)
     return handler

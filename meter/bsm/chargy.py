@@ -14,12 +14,14 @@ can be checked without Chargy.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
 from typing import Any
 
 from meter.bsm.signature import CURRENT_LAYOUT, Unit, _Num, _Scale, verify_snapshot_signature
 from meter.proof.keys import PublicKeyInfo
-from meter.snapshot import SnapshotFields
+from meter.snapshot import SnapshotFields, SnapshotKind
 
 DOCUMENT_CONTEXT = "https://www.chargeit-mobility.com/contexts/charging-station-json-v1"
 SNAPSHOT_CONTEXT = "https://www.chargeit-mobility.com/contexts/bsm-ws36a-json-v0"
@@ -182,14 +184,61 @@ def fields_of(obj: dict[str, Any]) -> tuple[SnapshotFields, bytes]:
         raise ChargyFormatError(f"snapshot {obj.get('@id')!r}: {exc}") from None
 
 
-def verify_document(doc: dict[str, Any], key: PublicKeyInfo) -> list[str]:
-    """Problems with the document's snapshots (empty when both verify and pair)."""
+@dataclass(frozen=True)
+class DocumentCheck:
+    """What a document's two snapshots prove: `problems` is empty when both signatures verify
+    and the snapshots belong together and are billable."""
+
+    problems: list[str]
+    meter_serial: str | None = None
+    begin_rcnt: int | None = None
+    end_rcnt: int | None = None
+    energy_wh: Decimal | None = None  # End RCR minus Begin RCR, scaled
+
+
+_BEGIN_KINDS = (SnapshotKind.TURN_ON, SnapshotKind.START)
+_END_KINDS = (SnapshotKind.TURN_OFF, SnapshotKind.END)
+
+
+def _pair_problems(begin: SnapshotFields, end: SnapshotFields) -> list[str]:
+    """The transparency software's rules for a Begin/End pair (field guide 1.4)."""
     problems: list[str] = []
-    snaps = doc.get("signedMeterValues") or []
-    if len(snaps) != 2:
-        return [f"{len(snaps)} snapshots, expected a Begin and an End"]
-    rebuilt = []
+    if begin.typ not in _BEGIN_KINDS:
+        problems.append(f"Begin is a snapshot of type {begin.typ}, not a turn-on or start")
+    if end.typ not in _END_KINDS:
+        problems.append(f"End is a snapshot of type {end.typ}, not a turn-off or end")
+    if begin.ma1 != end.ma1:
+        problems.append(
+            f"Begin and End come from different meters ({_text(begin.ma1)!r} / {_text(end.ma1)!r})"
+        )
+    for name in ("meta1", "meta2", "meta3"):
+        if getattr(begin, name) != getattr(end, name):
+            problems.append(f"Begin and End differ in {name.capitalize()}: not one session")
+    if end.rcnt != begin.rcnt + 1:
+        problems.append(f"End RCnt {end.rcnt} does not follow Begin {begin.rcnt}")
+    if begin.epoch_set_cnt != end.epoch_set_cnt:
+        problems.append(
+            "the meter clock was set during the session (EpochSetCnt "
+            f"{begin.epoch_set_cnt} -> {end.epoch_set_cnt})"
+        )
+    for label, fields in (("Begin", begin), ("End", end)):
+        if fields.evt:
+            problems.append(f"{label} not billable: meter event flags 0x{fields.evt:08x}")
+    return problems
+
+
+def check_document(doc: dict[str, Any], key: PublicKeyInfo) -> DocumentCheck:
+    """Both snapshot signatures checked with `key`, then the pair rules."""
+    snaps = doc.get("signedMeterValues") if isinstance(doc, dict) else None
+    if not isinstance(snaps, list) or len(snaps) != 2:
+        count = len(snaps) if isinstance(snaps, list) else 0
+        return DocumentCheck([f"{count} snapshots, expected a Begin and an End"])
+    problems: list[str] = []
+    rebuilt: list[SnapshotFields] = []
     for label, obj in zip(("Begin", "End"), snaps, strict=True):
+        if not isinstance(obj, dict):
+            problems.append(f"{label}: not a snapshot object")
+            continue
         try:
             fields, signature = fields_of(obj)
         except ChargyFormatError as exc:
@@ -199,6 +248,30 @@ def verify_document(doc: dict[str, Any], key: PublicKeyInfo) -> list[str]:
         if not check.valid:
             problems.append(f"{label}: {check.reason}")
         rebuilt.append(fields)
-    if len(rebuilt) == 2 and rebuilt[1].rcnt != rebuilt[0].rcnt + 1:
-        problems.append(f"End RCnt {rebuilt[1].rcnt} does not follow Begin {rebuilt[0].rcnt}")
-    return problems
+    if len(rebuilt) != 2:
+        return DocumentCheck(problems)
+    begin, end = rebuilt
+    problems.extend(_pair_problems(begin, end))
+    start, stop = begin.energy_since_turn_on_wh, end.energy_since_turn_on_wh
+    energy = None if start is None or stop is None else stop - start
+    return DocumentCheck(problems, _text(begin.ma1), begin.rcnt, end.rcnt, energy)
+
+
+def verify_document(doc: dict[str, Any], key: PublicKeyInfo) -> list[str]:
+    """Problems with the document's snapshots (empty when both verify and pair)."""
+    return check_document(doc, key).problems
+
+
+def document_key(doc: dict[str, Any]) -> str | None:
+    """The public key the document's snapshots name (meterInfo.publicKey), if they agree."""
+    keys = {
+        str(obj.get("meterInfo", {}).get("publicKey") or "").strip().lower()
+        for obj in doc.get("signedMeterValues") or []
+        if isinstance(obj, dict) and isinstance(obj.get("meterInfo"), dict)
+    }
+    return keys.pop() if len(keys) == 1 and "" not in keys else None
+
+
+def is_document(data: object) -> bool:
+    """Whether parsed JSON looks like Chargy's charging-station container."""
+    return isinstance(data, dict) and isinstance(data.get("signedMeterValues"), list)

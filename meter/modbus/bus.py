@@ -27,7 +27,13 @@ from meter.errors import (
     ModbusExceptionReply,
 )
 from meter.modbus import wiretime
-from meter.modbus.link import LinkSettings, make_client, parse_link_url
+from meter.modbus.link import (
+    LinkKind,
+    LinkSettings,
+    make_client,
+    parse_link_url,
+    serial_device_problem,
+)
 
 log = logging.getLogger("chargepoint.meter.bus")
 
@@ -90,6 +96,10 @@ class ModbusBus:
     async def connect(self) -> None:
         if self._client is not None and self._client.connected:
             return
+        if self.settings.kind is LinkKind.SERIAL:
+            problem = serial_device_problem(self.settings.port)
+            if problem is not None:
+                raise MeterConnectionError(problem)
         client = make_client(self.settings, self.request_timeout)
         try:
             ok = await asyncio.wait_for(client.connect(), self.connect_timeout)
@@ -98,7 +108,12 @@ class ModbusBus:
             raise MeterConnectionError(f"cannot open {self.settings.describe()}: {exc}") from exc
         if not ok:
             client.close()
-            raise MeterConnectionError(f"cannot open {self.settings.describe()}")
+            what = (
+                "the serial port did not open"
+                if self.settings.kind is LinkKind.SERIAL
+                else "connection refused or no answer (is the gateway on and reachable?)"
+            )
+            raise MeterConnectionError(f"cannot open {self.settings.describe()}: {what}")
         self._client = client
         log.info("meter bus open: %s", self.settings.describe())
 

@@ -9,6 +9,8 @@
 from __future__ import annotations
 
 import enum
+import os
+import stat
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
 
@@ -85,6 +87,29 @@ def parse_link_url(url: str) -> LinkSettings:
         kind = LinkKind.TCP if scheme == "tcp" else LinkKind.RTU_OVER_TCP
         return LinkSettings(kind, host=parts.hostname, tcp_port=port_number)
     raise LinkUrlError(f"unknown meter URL scheme {parts.scheme!r} in {url} (serial, rtu+tcp, tcp)")
+
+
+def serial_device_problem(port: str) -> str | None:
+    """Why a serial device path cannot be a meter bus, in words a person can act on, or None.
+
+    Only plain device paths are checked; pyserial URLs (`socket://...`, `rfc2217://...`) are not
+    files.
+    """
+    if "://" in port:
+        return None
+    try:
+        mode = os.stat(port).st_mode
+    except FileNotFoundError:
+        return f"no such device {port} (check the cable / udev name)"
+    except PermissionError:
+        return f"permission denied on {port} (is the service user in the dialout group?)"
+    except OSError as exc:
+        return f"cannot use {port}: {exc.strerror or exc}"
+    if not stat.S_ISCHR(mode):
+        return f"{port} is not a serial device (not a character device)"
+    if not os.access(port, os.R_OK | os.W_OK):
+        return f"permission denied on {port} (is the service user in the dialout group?)"
+    return None
 
 
 def make_client(settings: LinkSettings, request_timeout: float) -> ModbusBaseClient:

@@ -1,8 +1,11 @@
 """Elliptic-curve public keys in the forms meters and backends print, and the simulator's key.
 
 Accepted public key forms: DER SubjectPublicKeyInfo (hex, base64 or raw bytes), a raw
-curve point (hex or bytes, P-256 unless a curve is named), PEM, the OCA form
-`oca:base16:asn1:<hex>` (also base64 encoded), or a path to a file holding any of these.
+curve point (hex or bytes, P-256 unless a curve is named): SEC1 with its 04/02/03 prefix, or
+the bare coordinates x||y as meters print them on their display and label (128 hex
+characters for P-256), PEM, the OCA form `oca:base16:asn1:<hex>` (also base64 encoded), or a
+path to a file holding any of these. Hex may be upper or lower case, grouped by spaces,
+line breaks or colons.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import functools
 import hashlib
 import os
 import re
@@ -54,6 +58,12 @@ OCA_PREFIX = "oca:base16:asn1:"
 _HEX_RE = re.compile(r"^(?:[0-9a-fA-F]{2})+$")
 _B64_RE = re.compile(r"^[A-Za-z0-9+/_-]+={0,2}$")
 _MAX_KEY_FILE = 64 * 1024
+# bare x||y coordinates (no SEC1 prefix) by length: P-256, P-384, P-521
+_BARE_POINT_BITS = {64: 256, 96: 384, 132: 521}
+_FORMS = (
+    "give the key as printed on the meter's label: 128 hex characters (x||y), 130 with the "
+    "04 prefix, DER hex (3059...), PEM, or a file holding one of these"
+)
 
 
 def curve_by_name(name: str) -> ec.EllipticCurve:
@@ -80,11 +90,11 @@ class PublicKeyInfo:
         )
         return cls(key=key, curve_name=key.curve.name, der=der)
 
-    @property
+    @functools.cached_property
     def der_hex(self) -> str:
         return self.der.hex()
 
-    @property
+    @functools.cached_property
     def fingerprint(self) -> str:
         """SHA-256 of the DER encoding, lower-case hex."""
         return hashlib.sha256(self.der).hexdigest()
@@ -144,6 +154,8 @@ def _from_file_bytes(data: bytes, curve: str | None, what: str) -> PublicKeyInfo
     try:
         text = stripped.decode("ascii")
     except UnicodeDecodeError:
+        if len(data) in _BARE_POINT_BITS:
+            return _from_binary(data, curve)
         raise KeyFormatError(f"{what}: neither a DER key nor text") from None
     return _from_text(text, curve)
 
@@ -194,10 +206,16 @@ def _from_pem(data: bytes) -> PublicKeyInfo:
 
 
 def _from_binary(data: bytes, curve: str | None) -> PublicKeyInfo:
+    if len(data) in _BARE_POINT_BITS:
+        # no DER key and no prefixed point has these lengths: the bare coordinates x||y
+        return _from_point(b"\x04" + data, curve)
     if data[:1] in (b"\x02", b"\x03", b"\x04"):
         return _from_point(data, curve)
     if data[:1] != b"\x30":
-        raise KeyFormatError("key bytes are neither DER SubjectPublicKeyInfo nor a curve point")
+        raise KeyFormatError(
+            f"{len(data)} key bytes are neither DER SubjectPublicKeyInfo nor a curve point: "
+            f"{_FORMS}"
+        )
     try:
         key = serialization.load_der_public_key(data)
     except UnsupportedAlgorithm:
@@ -216,7 +234,9 @@ def _from_point(data: bytes, curve: str | None) -> PublicKeyInfo:
     else:
         size = {65: 256, 33: 256, 97: 384, 49: 384, 133: 521, 67: 521}.get(len(data))
         if size is None:
-            raise KeyFormatError(f"raw curve point of {len(data)} bytes fits no known curve")
+            raise KeyFormatError(
+                f"raw curve point of {len(data)} bytes fits no known curve: {_FORMS}"
+            )
         curve_obj = {256: ec.SECP256R1(), 384: ec.SECP384R1(), 521: ec.SECP521R1()}[size]
     try:
         key = ec.EllipticCurvePublicKey.from_encoded_point(curve_obj, data)

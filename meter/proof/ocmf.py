@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import re
 from dataclasses import dataclass, field
@@ -103,6 +104,8 @@ class OcmfRecord:
     payload: dict[str, Any]
     signature: dict[str, Any]
     readings: list[OcmfReading]
+    # SD decoded per SE (by parse_ocmf, which checks it)
+    signature_bytes: bytes = field(default=b"", repr=False, compare=False)
 
     @property
     def algorithm(self) -> str:
@@ -111,11 +114,6 @@ class OcmfRecord:
     @property
     def encoding(self) -> str:
         return str(self.signature.get("SE") or DEFAULT_ENCODING)
-
-    @property
-    def signature_bytes(self) -> bytes:
-        """SD decoded per SE (checked by parse_ocmf)."""
-        return _decode_sd(str(self.signature["SD"]), self.encoding)
 
     @property
     def gateway_serial(self) -> str | None:
@@ -182,14 +180,10 @@ def parse_ocmf(data: str | bytes) -> OcmfRecord:
     text = data.strip()
     if not text.startswith(OCMF_PREFIX):
         raise OcmfFormatError("record does not start with 'OCMF|'")
-    payload_text, signature_text = _split(text)
-    try:
-        payload = _DECODER.decode(payload_text)
-    except ValueError as exc:
-        raise OcmfFormatError(f"payload is not valid JSON: {exc}") from None
+    payload_text, payload, signature_text = _split(text)
     if not isinstance(payload, dict):
         raise OcmfFormatError("payload is not a JSON object")
-    signature = _parse_signature(signature_text)
+    signature, signature_bytes = _parse_signature(signature_text)
     readings = _parse_readings(payload)
     return OcmfRecord(
         raw=text,
@@ -197,16 +191,19 @@ def parse_ocmf(data: str | bytes) -> OcmfRecord:
         payload=payload,
         signature=signature,
         readings=readings,
+        signature_bytes=signature_bytes,
     )
 
 
-def _split(text: str) -> tuple[str, str]:
-    """Find the payload's end by JSON grammar, so a `|` inside a payload string is harmless."""
+def _split(text: str) -> tuple[str, Any, str]:
+    """(payload text, its parsed JSON, signature text): the payload's end is found by JSON
+    grammar, so a `|` inside a payload string is harmless. The payload is parsed once, here:
+    the object raw_decode returns for that exact span is what decoding the span would give."""
     start = len(OCMF_PREFIX)
     if text[start : start + 1] != "{":
         raise OcmfFormatError("payload section does not start with '{'")
     try:
-        _, end = _DECODER.raw_decode(text, start)
+        payload, end = _DECODER.raw_decode(text, start)
     except ValueError as exc:
         raise OcmfFormatError(f"payload is not valid JSON: {exc}") from None
     if end >= len(text):
@@ -220,7 +217,7 @@ def _split(text: str) -> tuple[str, str]:
             raise OcmfFormatError(
                 "unexpected section after the signature (public keys travel out of band)"
             )
-    return text[start:end], rest
+    return text[start:end], payload, rest
 
 
 def _is_json_object(text: str) -> bool:
@@ -230,7 +227,8 @@ def _is_json_object(text: str) -> bool:
         return False
 
 
-def _parse_signature(text: str) -> dict[str, Any]:
+def _parse_signature(text: str) -> tuple[dict[str, Any], bytes]:
+    """The signature section and its SD decoded per SE."""
     try:
         signature = json.loads(text)
     except ValueError as exc:
@@ -247,10 +245,9 @@ def _parse_signature(text: str) -> dict[str, Any]:
             raise OcmfFormatError(f"signature field {key} is not a string")
     encoding = str(signature.get("SE") or DEFAULT_ENCODING)
     try:
-        _decode_sd(sd, encoding)
+        return signature, _decode_sd(sd, encoding)
     except (ValueError, binascii.Error) as exc:
         raise OcmfFormatError(f"signature data SD is not valid {encoding}: {exc}") from None
-    return signature
 
 
 def _parse_readings(payload: dict[str, Any]) -> list[OcmfReading]:
@@ -275,22 +272,27 @@ def parse_time(text: str) -> tuple[datetime, str]:
     match = _TIME_RE.match(text)
     if match is None:
         raise OcmfFormatError(f"TM {text!r} is not 'YYYY-MM-DDTHH:MM:SS,fff+hhmm F'")
-    frac = (match["frac"] or "0").ljust(6, "0")
-    offset = timedelta(hours=int(match["oh"]), minutes=int(match["om"]))
-    if match["sign"] == "-":
-        offset = -offset
+    date, clock, frac, sign, hours, minutes, flag = match.groups()
     try:
-        moment = datetime.fromisoformat(f"{match['date']}T{match['time']}.{frac}")
-        tz = timezone(offset)
+        moment = datetime.fromisoformat(f"{date}T{clock}.{(frac or '0').ljust(6, '0')}")
+        tz = _zone(sign, hours, minutes)
     except ValueError as exc:
         raise OcmfFormatError(f"TM {text!r} is not a valid time: {exc}") from None
-    flag = match["flag"]
     if flag not in TIME_FLAGS:
         raise OcmfFormatError(f"TM {text!r} has unknown sync flag {flag!r}")
     return moment.replace(tzinfo=tz), flag
 
 
+@functools.lru_cache(maxsize=64)
+def _zone(sign: str, hours: str, minutes: str) -> timezone:
+    """The fixed-offset zone of a TM (a meter's file repeats one or two offsets)."""
+    offset = timedelta(hours=int(hours), minutes=int(minutes))
+    return timezone(-offset if sign == "-" else offset)
+
+
 def _decimal(value: Any, name: str) -> Decimal:
+    if type(value) is Decimal:  # a JSON fraction, as the decoder gives it
+        return value
     if isinstance(value, bool):
         raise OcmfFormatError(f"{name} is a boolean, not a number")
     if isinstance(value, Decimal | int):
@@ -315,9 +317,13 @@ def _text(item: dict[str, Any], key: str) -> str | None:
 
 
 def _parse_reading(item: dict[str, Any]) -> OcmfReading:
-    tm = _text(item, "TM")
+    # the checks in this order: a reading with several faults names the first of them
+    get = item.get
+    tm = get("TM")
     if tm is None:
         raise OcmfFormatError("no TM (time)")
+    if not isinstance(tm, str):
+        raise OcmfFormatError("TM is not a string")
     moment, flag = parse_time(tm)
     tx = _text(item, "TX")
     if tx is not None and tx not in READING_REASONS:
@@ -325,12 +331,15 @@ def _parse_reading(item: dict[str, Any]) -> OcmfReading:
     if "RV" not in item:
         raise OcmfFormatError("no RV (reading value)")
     value = _decimal(item["RV"], "RV")
-    xv = None if item.get("XV") is None else _decimal(item["XV"], "XV")
-    xt_raw = item.get("XT")
+    xv_raw = get("XV")
+    xv = None if xv_raw is None else _decimal(xv_raw, "XV")
+    xt_raw = get("XT")
     if xt_raw is not None and (isinstance(xt_raw, bool) or not isinstance(xt_raw, int)):
         raise OcmfFormatError("XT is not an integer")
     status = _text(item, "ST")
     error_flags = _text(item, "EF") or ""
+    unit, obis, reading_type = _text(item, "RU"), _text(item, "RI"), _text(item, "RT")
+    xu, xi = _text(item, "XU"), _text(item, "XI")
 
     problems: list[str] = []
     if status is None:
@@ -348,14 +357,14 @@ def _parse_reading(item: dict[str, Any]) -> OcmfReading:
         time_status=flag,
         tx=tx,
         value=value,
-        unit=_text(item, "RU"),
-        obis=_text(item, "RI"),
+        unit=unit,
+        obis=obis,
         status=status,
         error_flags=error_flags,
-        reading_type=_text(item, "RT"),
+        reading_type=reading_type,
         xv=xv,
-        xu=_text(item, "XU"),
-        xi=_text(item, "XI"),
+        xu=xu,
+        xi=xi,
         xt=xt_raw,
         billable=not problems,
         problems=problems,
@@ -363,6 +372,7 @@ def _parse_reading(item: dict[str, Any]) -> OcmfReading:
     )
 
 
+@functools.lru_cache(maxsize=32)
 def algorithm_parts(algorithm: str) -> tuple[str, type[hashes.HashAlgorithm]]:
     """(curve name as cryptography spells it, hash class) for an OCMF SA value.
 
@@ -378,6 +388,12 @@ def algorithm_parts(algorithm: str) -> tuple[str, type[hashes.HashAlgorithm]]:
     return curve, hash_cls
 
 
+@functools.lru_cache(maxsize=8)
+def _ecdsa(hash_cls: type[hashes.HashAlgorithm]) -> ec.ECDSA:
+    """One signature algorithm object per hash (it holds no state)."""
+    return ec.ECDSA(hash_cls())
+
+
 def _signature_check(record: OcmfRecord, key: PublicKeyInfo) -> str | None:
     """None when the signature is valid, else the reason it is not."""
     try:
@@ -391,12 +407,14 @@ def _signature_check(record: OcmfRecord, key: PublicKeyInfo) -> str | None:
         return f"unsupported signature mime type SM {mime!r}"
     signature = record.signature_bytes
     try:
-        decode_dss_signature(signature)
-    except ValueError:
-        return f"malformed DER signature ({len(signature)} bytes)"
-    try:
-        key.key.verify(signature, record.payload_bytes, ec.ECDSA(hash_cls()))
+        key.key.verify(signature, record.payload_bytes, _ecdsa(hash_cls))
     except InvalidSignature:
+        # only strict DER verifies (OpenSSL re-encodes and compares), so the DER is looked
+        # at only to name why a signature failed
+        try:
+            decode_dss_signature(signature)
+        except ValueError:
+            return f"malformed DER signature ({len(signature)} bytes)"
         return (
             f"signature does not match the payload and key sha256:{key.fingerprint[:16]}"
             f" ({record.algorithm})"
@@ -407,16 +425,19 @@ def _signature_check(record: OcmfRecord, key: PublicKeyInfo) -> str | None:
 def verify_ocmf(record: OcmfRecord, key: PublicKeyInfo) -> OcmfVerification:
     """Verify the signature over the exact payload bytes and judge the readings' billability."""
     failure = _signature_check(record, key)
-    warnings = list(dict.fromkeys(w for reading in record.readings for w in reading.warnings))
+    readings = record.readings
+    warnings = [w for reading in readings for w in reading.warnings]
+    if len(warnings) > 1:
+        warnings = list(dict.fromkeys(warnings))
     if failure is not None:
-        return OcmfVerification(False, False, failure, record.readings, warnings)
+        return OcmfVerification(False, False, failure, readings, warnings)
+    if all(reading.billable for reading in readings):
+        reason = f"signature valid ({record.algorithm}), {len(readings)} billable reading(s)"
+        return OcmfVerification(True, True, reason, readings, warnings)
     problems = [
         f"reading {index} ({reading.tx or '?'}): {'; '.join(reading.problems)}"
         for index, reading in enumerate(record.readings, start=1)
         if not reading.billable
     ]
-    if problems:
-        reason = "signature valid, not billable: " + "; ".join(problems)
-        return OcmfVerification(True, False, reason, record.readings, warnings)
-    reason = f"signature valid ({record.algorithm}), {len(record.readings)} billable reading(s)"
-    return OcmfVerification(True, True, reason, record.readings, warnings)
+    reason = "signature valid, not billable: " + "; ".join(problems)
+    return OcmfVerification(True, False, reason, readings, warnings)

@@ -22,7 +22,6 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
-from xml.sax.saxutils import escape, quoteattr
 
 BEGIN = "Transaction.Begin"
 END = "Transaction.End"
@@ -43,6 +42,8 @@ class SafeXmlError(ValueError):
 
 def write_values(out: IO[str], values: Iterable[SignedValue]) -> int:
     """Write the document; returns how many values were written."""
+    from xml.sax.saxutils import escape, quoteattr  # imports urllib: only when writing
+
     out.write('<?xml version="1.0" encoding="UTF-8"?>\n<values>\n')
     count = 0
     for v in values:

@@ -1,9 +1,11 @@
-"""`chargepoint verify FILE.xml`: every session in a transparency-software XML checked as a
+"""`chargepoint verify FILE.xml` (and a CSV export): every session in the file checked as a
 pair (meter.proof.session), against keys the user trusts or, failing those, the file's own."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+import string
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,17 +13,41 @@ from meter.proof.keys import PublicKeyInfo, load_public_key
 from meter.proof.safe_xml import BEGIN, END, SafeXmlError, SignedValue, read_values
 from meter.proof.session import ProofStatus, SessionProof, check_session
 
+Emit = Callable[[str, bool], None]  # (line, whether it names a failure)
+
 
 @dataclass
 class XmlCheck:
+    """One line per session and a summary line last; `failures` holds the lines that name a
+    failure (what `verify --quiet` prints). With `emit` the lines go there as they are made
+    and are not kept (a file of any size, in constant memory)."""
+
     sessions: int = 0
     verified: int = 0
     failed: int = 0
     lines: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    emit: Emit | None = field(default=None, repr=False)
 
     @property
     def ok(self) -> bool:
         return self.sessions > 0 and self.failed == 0
+
+    def add(self, line: str, failure: bool = False) -> None:
+        if self.emit is not None:
+            self.emit(line, failure)
+            return
+        self.lines.append(line)
+        if failure:
+            self.failures.append(line)
+
+    def fail(self, line: str) -> None:
+        self.failed += 1
+        self.add(line, failure=True)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _sessions(values: Iterator[SignedValue]) -> Iterator[tuple[int, list[SignedValue]]]:
@@ -41,6 +67,28 @@ def _sessions(values: Iterator[SignedValue]) -> Iterator[tuple[int, list[SignedV
         yield current[0].transaction_id, current
 
 
+@functools.lru_cache(maxsize=64)
+def _der_hex(key_text: str) -> str:
+    """A file's hex key in another form than DER (the bare point x||y, 04-prefixed) as DER
+    hex, to compare it with the trusted keys; "" when it is no readable hex key (a file's text
+    is never taken for a path)."""
+    if not key_text or any(c not in string.hexdigits for c in key_text):
+        return ""
+    try:
+        return load_public_key(key_text).der_hex.lower()
+    except ValueError:
+        return ""
+
+
+@functools.lru_cache(maxsize=64)
+def _file_key(key_text: str) -> PublicKeyInfo | str:
+    """The key a file names, loaded once for all its sessions; the reason when unusable."""
+    try:
+        return load_public_key(key_text)
+    except ValueError as exc:
+        return str(exc)
+
+
 def _check(
     tid: int, values: list[SignedValue], trusted: dict[str, PublicKeyInfo]
 ) -> tuple[SessionProof, str]:
@@ -57,7 +105,7 @@ def _check(
     file_key = keys.pop()
     note = ""
     if trusted:
-        key = trusted.get(file_key)
+        key = trusted.get(file_key) or trusted.get(_der_hex(file_key))
         if key is None:
             return SessionProof(
                 ProofStatus.FAILED,
@@ -66,48 +114,62 @@ def _check(
                 None,
             ), ""
     else:
-        try:
-            key = load_public_key(file_key)
-        except ValueError as exc:
-            return SessionProof(ProofStatus.FAILED, f"public key: {exc}", None, None), ""
+        loaded = _file_key(file_key)
+        if isinstance(loaded, str):
+            return SessionProof(ProofStatus.FAILED, f"public key: {loaded}", None, None), ""
+        key = loaded
         note = " (against the key in the file: compare it with the meter's label)"
     by_context = {v.context: v for v in values}
     proof = check_session(by_context[BEGIN].ocmf, by_context[END].ocmf, key)
     return proof, note
 
 
-def check_xml(path: Path, trusted_keys: list[str]) -> XmlCheck:
+def check_xml(path: Path, trusted_keys: list[str], emit: Emit | None = None) -> XmlCheck:
     """Check every transaction of the file; never raises for bad input."""
-    result = XmlCheck()
+    return check_values(read_values(path), trusted_keys, str(path), emit=emit)
+
+
+def check_values(
+    values: Iterable[SignedValue],
+    trusted_keys: list[str],
+    source: str,
+    noun: str = "transaction",
+    unsigned: Callable[[], int] | None = None,
+    emit: Emit | None = None,
+) -> XmlCheck:
+    """Check the sessions in `values` (each session's values adjacent), reading them as they
+    come; never raises for bad input. `unsigned` tells, once the values are read, how many
+    sessions of the source carried nothing to check (they are named in the summary)."""
+    result = XmlCheck(emit=emit)
     trusted: dict[str, PublicKeyInfo] = {}
     for spec in trusted_keys:
         try:
             info = load_public_key(spec)
         except ValueError as exc:
-            result.lines.append(f"not verified: public key {spec[:20]}...: {exc}")
-            result.failed += 1
+            result.fail(f"not verified: public key {spec[:20]}...: {exc}")
             return result
         trusted[info.der_hex.lower()] = info
     try:
-        for tid, values in _sessions(read_values(path)):
-            proof, note = _check(tid, values, trusted)
+        for tid, group in _sessions(iter(values)):
+            proof, note = _check(tid, group, trusted)
             result.sessions += 1
             if proof.status is ProofStatus.VERIFIED:
                 result.verified += 1
                 test = f" -- {proof.reason}" if proof.reason else ""
-                result.lines.append(
-                    f"transaction {tid}: verified, {proof.energy_wh} Wh on meter "
+                result.add(
+                    f"{noun} {tid}: verified, {proof.energy_wh} Wh on meter "
                     f"{proof.meter_serial}{note}{test}"
                 )
             else:
-                result.failed += 1
-                result.lines.append(f"transaction {tid}: FAILED: {proof.reason}")
-    except (SafeXmlError, OSError) as exc:
-        result.failed += 1
-        result.lines.append(f"not verified: {path}: {exc}")
+                result.fail(f"{noun} {tid}: FAILED: {proof.reason}")
+    except (ValueError, OSError) as exc:  # SafeXmlError, a CSV that is not ours, unreadable
+        result.fail(f"not verified: {source}: {getattr(exc, 'strerror', None) or exc}")
     if result.sessions == 0 and result.failed == 0:
-        result.lines.append(f"not verified: {path} holds no transaction")
-    result.lines.append(
-        f"{result.sessions} transactions: {result.verified} verified, {result.failed} failed"
-    )
+        empty = f"not verified: {source} holds no {noun} with a signed Begin and End"
+        result.add(empty, failure=True)
+    skipped = unsigned() if unsigned is not None else 0
+    summary = f"{_count(result.sessions, noun)}: {result.verified} verified, {result.failed} failed"
+    if skipped:
+        summary += f" ({_count(skipped, noun)} without signed Begin and End, not checked)"
+    result.add(summary, failure=not result.ok)
     return result

@@ -1,15 +1,35 @@
-"""The check behind `chargepoint verify (OCMF-STRING | FILE) --public-key HEX|FILE`."""
+"""The check behind `chargepoint verify (OCMF-STRING | FILE) --public-key HEX|FILE`.
+
+A file is read as a stream, a line at a time, and each record's line is given out as soon as
+it is checked: memory does not grow with the file. With `jobs` > 1 the records are checked in
+worker processes, in chunks, and the lines still come out in the file's order.
+"""
 
 from __future__ import annotations
 
+import codecs
+import itertools
+import os
+from collections import deque
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import load_der_public_key
 
 from meter.proof.keys import PublicKeyInfo, load_public_key
 from meter.proof.ocmf import OcmfFormatError, OcmfReading, OcmfRecord, parse_ocmf, verify_ocmf
 from meter.proof.test_signature import TEST_MARKER, is_test_signature
 
-MAX_INPUT_FILE = 16 * 1024 * 1024
+if TYPE_CHECKING:
+    from concurrent.futures import Future
+
+MAX_INPUT_FILE = 16 * 1024 * 1024  # a Chargy document, read whole; and one line of an OCMF file
+_READ_CHUNK = 1024 * 1024
+_JOB_CHUNK = 256  # records per task given to a worker
+_JOB_CHUNK_CHARS = 1024 * 1024  # ... or fewer when they are long
 
 
 @dataclass(frozen=True)
@@ -19,9 +39,10 @@ class VerifyOutcome:
     ok: bool
     lines: list[str] = field(default_factory=list)
 
-
-def _fail(reason: str) -> VerifyOutcome:
-    return VerifyOutcome(False, [f"not verified: {reason}"])
+    @property
+    def failures(self) -> list[str]:
+        """The lines that say a record did not verify or is not billable."""
+        return [line for line in self.lines if not line.startswith("verified: ")]
 
 
 _BLANK = " \t\r\n"  # ASCII white space only: an OCMF payload may hold U+2028, U+0085, ...
@@ -36,28 +57,80 @@ def _lines(text: str) -> list[str]:
     return [line.strip(_BLANK) for line in text.split("\n") if line.strip(_BLANK)]
 
 
-def _records_from(source: str) -> list[str]:
-    """The OCMF records of `source`: the string itself, or the non-empty lines of a file."""
+def _records_from(source: str) -> Iterator[_Item]:
+    """The OCMF records of `source`: the string itself, or the non-empty lines of a file.
+
+    What makes the source unusable (no such file, not UTF-8, no record) raises ValueError
+    here, before the first record is given; the file's records are then read as they are
+    needed."""
     text = source.strip(_BLANK)
     if text.startswith("OCMF|"):
-        return _lines(text)
+        return iter(_lines(text))
     if not text:
         raise ValueError("no OCMF record given")
     path = Path(text).expanduser()
     try:
         if not path.is_file():
             raise ValueError(f"{text!r} is neither an OCMF record nor a readable file")
-        if path.stat().st_size > MAX_INPUT_FILE:
-            raise ValueError(f"file {path} is too large")
-        content = path.read_text(encoding="utf-8-sig")  # tolerate a leading BOM
+        if not _holds_text(path):
+            raise ValueError(f"file {path} holds no OCMF record")
     except OSError as exc:
         raise ValueError(f"cannot read {path}: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
         raise ValueError(f"file {path} is not UTF-8 text") from None
-    records = _lines(content)
-    if not records:
-        raise ValueError(f"file {path} holds no OCMF record")
-    return records
+    return _file_records(path)
+
+
+def _holds_text(path: Path) -> bool:
+    """Whether the file holds anything but white space; raises UnicodeDecodeError when it is
+    not UTF-8 (a first pass in constant memory, so that such a file gives one line, as
+    before, rather than the records up to the bad byte)."""
+    decoder = codecs.getincrementaldecoder("utf-8-sig")()
+    found = False
+    with path.open("rb") as f:
+        while chunk := f.read(_READ_CHUNK):
+            text = decoder.decode(chunk)  # every chunk: the bad byte may come late
+            found = found or bool(text.strip(_BLANK))
+        decoder.decode(b"", final=True)
+    return found
+
+
+@dataclass(frozen=True)
+class _Unusable:
+    """A line of a file that is no record to check, and why."""
+
+    reason: str
+
+
+_Item = str | _Unusable
+
+
+def _file_records(path: Path) -> Iterator[_Item]:
+    """The non-blank lines of a UTF-8 file as read_text() splits them (universal newlines, a
+    leading BOM dropped), one at a time; a line longer than MAX_INPUT_FILE is not held."""
+    try:
+        with path.open(encoding="utf-8-sig") as f:
+            while line := f.readline(MAX_INPUT_FILE):
+                if len(line) == MAX_INPUT_FILE and not line.endswith("\n"):
+                    while (rest := f.readline(MAX_INPUT_FILE)) and not rest.endswith("\n"):
+                        pass
+                    yield _Unusable(f"line longer than {MAX_INPUT_FILE // 2**20} MiB")
+                    continue
+                record = line.strip(_BLANK)
+                if record:
+                    yield record
+    except (OSError, UnicodeDecodeError) as exc:  # the file changed since it was checked
+        yield _Unusable(f"cannot read the rest of {path}: {getattr(exc, 'strerror', None) or exc}")
+
+
+def _labelled(records: Iterator[_Item]) -> Iterator[tuple[str, _Item]]:
+    """(label, record): "record N: " when the source holds more than one record."""
+    head = list(itertools.islice(records, 2))
+    if len(head) < 2:
+        yield from (("", text) for text in head)
+        return
+    for index, text in enumerate(itertools.chain(head, records), start=1):
+        yield f"record {index}: ", text
 
 
 def _time_text(reading: OcmfReading) -> str:
@@ -74,14 +147,19 @@ def _describe_reading(reading: OcmfReading) -> str:
 
 def _describe(record: OcmfRecord, key: PublicKeyInfo) -> str:
     meter = record.meter_serial or record.gateway_serial or "?"
-    readings = ", ".join(_describe_reading(r) for r in record.readings)
+    if len(record.readings) == 1:
+        readings = _describe_reading(record.readings[0])
+    else:
+        readings = ", ".join(_describe_reading(r) for r in record.readings)
     return (
         f"meter {meter}, {record.pagination or 'no PG'}, {readings}, "
         f"{record.algorithm}, key sha256:{key.fingerprint[:16]}..."
     )
 
 
-def _check_record(text: str, key: PublicKeyInfo, label: str) -> tuple[bool, str]:
+def _check_record(text: _Item, key: PublicKeyInfo, label: str) -> tuple[bool, str]:
+    if isinstance(text, _Unusable):
+        return False, f"not verified: {label}{text.reason}"
     try:
         record = parse_ocmf(text)
     except OcmfFormatError as exc:
@@ -104,24 +182,90 @@ def _check_record(text: str, key: PublicKeyInfo, label: str) -> tuple[bool, str]
     return True, line
 
 
-def verify_input(source: str, public_key_spec: str) -> VerifyOutcome:
-    """Verify one OCMF record, or every record of a file (one per line), with the given key.
+def check_records(
+    source: str, public_key_spec: str, jobs: int = 1
+) -> Generator[tuple[bool, str], None, None]:
+    """(good, line) for one OCMF record, or for every record of a file (one per line), checked
+    with the given key, each given as soon as it is known and in the file's order. `jobs` > 1
+    checks them in that many worker processes (0: one per core).
 
     Never raises for bad input: every problem becomes a `not verified: ...` line.
     """
     try:
         key = load_public_key(public_key_spec)
     except ValueError as exc:  # KeyFormatError, or any other unreadable key
-        return _fail(f"public key: {exc}")
+        yield False, f"not verified: public key: {exc}"
+        return
     try:
-        records = _records_from(source)
+        records = _labelled(_records_from(source))
     except ValueError as exc:
-        return _fail(str(exc))
+        yield False, f"not verified: {exc}"
+        return
+    workers = (os.cpu_count() or 1) if jobs == 0 else jobs
+    if workers > 1:
+        yield from _in_workers(records, key, workers)
+    else:
+        for label, text in records:
+            yield _check_record(text, key, label)
+
+
+def verify_input(source: str, public_key_spec: str) -> VerifyOutcome:
+    """Verify one OCMF record, or every record of a file (one per line), with the given key.
+
+    Never raises for bad input: every problem becomes a `not verified: ...` line.
+    """
     lines: list[str] = []
     ok = True
-    for index, text in enumerate(records, start=1):
-        label = f"record {index}: " if len(records) > 1 else ""
-        good, line = _check_record(text, key, label)
+    for good, line in check_records(source, public_key_spec):
         ok = ok and good
         lines.append(line)
     return VerifyOutcome(ok, lines)
+
+
+def _chunks(records: Iterator[tuple[str, _Item]]) -> Iterator[list[tuple[str, _Item]]]:
+    chunk: list[tuple[str, _Item]] = []
+    chars = 0
+    for item in records:
+        chunk.append(item)
+        chars += len(item[1]) if isinstance(item[1], str) else 0
+        if len(chunk) == _JOB_CHUNK or chars >= _JOB_CHUNK_CHARS:
+            yield chunk
+            chunk, chars = [], 0
+    if chunk:
+        yield chunk
+
+
+def _in_workers(
+    records: Iterator[tuple[str, _Item]], key: PublicKeyInfo, workers: int
+) -> Iterator[tuple[bool, str]]:
+    """The records checked in `workers` processes, a chunk per task, a few tasks ahead of the
+    one whose lines are given out (memory stays flat); lines in input order."""
+    from concurrent.futures import ProcessPoolExecutor  # only here: it costs time to import
+
+    pending: deque[Future[list[tuple[bool, str]]]] = deque()
+    with ProcessPoolExecutor(workers, initializer=_start_worker, initargs=(key.der,)) as pool:
+        try:
+            for chunk in _chunks(records):
+                pending.append(pool.submit(_check_chunk, chunk))
+                if len(pending) >= 2 * workers:
+                    yield from pending.popleft().result()
+            while pending:
+                yield from pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()
+
+
+_WORKER_KEY: dict[str, PublicKeyInfo] = {}  # in a worker process: "key" -> the key to check with
+
+
+def _start_worker(der: bytes) -> None:
+    """A worker's key, loaded once (the DER the parent loaded: it cannot fail)."""
+    key = load_der_public_key(der)
+    assert isinstance(key, ec.EllipticCurvePublicKey)
+    _WORKER_KEY["key"] = PublicKeyInfo.from_key(key)
+
+
+def _check_chunk(chunk: Iterable[tuple[str, _Item]]) -> list[tuple[bool, str]]:
+    key = _WORKER_KEY["key"]
+    return [_check_record(text, key, label) for label, text in chunk]

@@ -27,14 +27,17 @@ from pymodbus.constants import ExcCodes
 from pymodbus.exceptions import NoSuchIdException
 from pymodbus.framer import FramerType
 from pymodbus.pdu import ExceptionResponse, ModbusPDU
-from pymodbus.server import ModbusSerialServer, ModbusTcpServer
-from pymodbus.server.base import ModbusBaseServer
-from pymodbus.server.requesthandler import ServerRequestHandler
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from meter.modbus import wiretime
 from meter.modbus.wiretime import LineSettings
 from meter.sim.device import BASE, SIZE, SimulatedBsm
+from meter.sim.pymodbus_server import (
+    ModbusBaseServer,
+    ModbusSerialServer,
+    ModbusTcpServer,
+    ServerRequestHandler,
+)
 
 log = logging.getLogger("chargepoint.meter.simulator")
 

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from pathlib import Path
 from typing import Any
 
 from ocpp.exceptions import OCPPError
@@ -17,18 +18,35 @@ from ocpp.v16.enums import Action
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
-from chargepoint import __version__
 from chargepoint.config import StationConfig
 from chargepoint.core import events
 from chargepoint.core.auth import Authorizer, AuthStatus, IdTagInfo
+from chargepoint.core.diagnostics import LogUploads
+from chargepoint.core.firmware import FirmwareUpdates, reported_version
+from chargepoint.core.security import StationSecurity
+from chargepoint.core.security_events import SecurityEventType
 from chargepoint.core.settings import SetResult, Settings
 from chargepoint.core.station import Station
 from chargepoint.core.status import StatusReport
 from chargepoint.core.tasks import cancel_and_wait
 from chargepoint.core.transaction import StopReason
-from chargepoint.csms.link import open_link
 from chargepoint.csms.ocpp16 import messages as m
-from chargepoint.csms.session import CsmsCallError, CsmsSessionLoop
+from chargepoint.csms.ocpp16.authorization import AuthorizationHandlers16
+from chargepoint.csms.ocpp16.security import SecurityHandlers16, attach_security
+from chargepoint.csms.ocpp16.smart_charging import (
+    SmartChargingHandlers16,
+    attach_smart_charging,
+    remote_start_profile,
+)
+from chargepoint.csms.ocpp16.updates import UpdateHandlers16
+from chargepoint.csms.secured_link import OUTBOX_KIND, open_secured, security_event_message
+from chargepoint.csms.session import CsmsCallError, CsmsSessionLoop, clip
+from chargepoint.csms.update_messages import (
+    UPDATE_KINDS,
+    firmware_trigger,
+    log_trigger,
+    update_message,
+)
 from chargepoint.store import AsyncStore, OutboxMessage, utc_now
 
 log = logging.getLogger("chargepoint.ocpp")
@@ -50,7 +68,7 @@ def redacted(action: str, payload: Any) -> str:
         and payload.get("key") in SECRET_KEYS
     ):
         payload = {**payload, "value": "***"}
-    return json.dumps(payload)[:400]
+    return clip(json.dumps(payload))
 
 
 def _id_tag_info(raw: dict[str, Any] | None) -> IdTagInfo | None:
@@ -63,7 +81,13 @@ def _id_tag_info(raw: dict[str, Any] | None) -> IdTagInfo | None:
     return IdTagInfo(status, raw.get("expiryDate"), raw.get("parentIdTag"))
 
 
-class StationChargePoint(LibChargePoint):  # type: ignore[misc]
+class StationChargePoint(
+    AuthorizationHandlers16,
+    SecurityHandlers16,
+    UpdateHandlers16,
+    SmartChargingHandlers16,
+    LibChargePoint,  # type: ignore[misc]
+):
     """The station's side of one websocket session (handlers for CSMS calls)."""
 
     def __init__(self, station_id: str, ws: ClientConnection, adapter: Ocpp16Adapter) -> None:
@@ -86,6 +110,7 @@ class StationChargePoint(LibChargePoint):  # type: ignore[misc]
                     unique_id = str(parsed[1])
             code = _ERROR_CODE_16.get(exc.code, exc.code)
             log.warning("bad frame from the CSMS (%s): %.200s", code, raw_msg)
+            self.adapter.security.events.record_soon(SecurityEventType.INVALID_MESSAGES, code)
             reply = json.dumps([4, unique_id, code, str(exc.description or code), {}])
             await self._send(reply)
             return
@@ -124,7 +149,12 @@ class StationChargePoint(LibChargePoint):  # type: ignore[misc]
             return call_result.RemoteStartTransaction(status="Rejected")
         if connector_id is not None and connector_id not in station.connectors:
             return call_result.RemoteStartTransaction(status="Rejected")
-        ok = station.remote_start(id_tag, connector_id)
+        profile = None
+        if charging_profile is not None:
+            profile = remote_start_profile(self.adapter, charging_profile)
+            if profile is None:
+                return call_result.RemoteStartTransaction(status="Rejected")
+        ok = station.remote_start(id_tag, connector_id, charging_profile=profile)
         return call_result.RemoteStartTransaction(status="Accepted" if ok else "Rejected")
 
     @on(Action.remote_stop_transaction)
@@ -199,8 +229,8 @@ class StationChargePoint(LibChargePoint):  # type: ignore[misc]
 
     @on(Action.clear_cache)
     async def on_clear_cache(self) -> call_result.ClearCache:
-        await self.adapter.authorizer.clear()
-        return call_result.ClearCache(status="Accepted")
+        cleared = await self.adapter.authorizer.clear()
+        return call_result.ClearCache(status="Accepted" if cleared else "Rejected")
 
     @on(Action.trigger_message)
     def on_trigger_message(
@@ -234,6 +264,9 @@ class StationChargePoint(LibChargePoint):  # type: ignore[misc]
 class Ocpp16Adapter(CsmsSessionLoop[StationChargePoint]):
     """Keeps the CSMS session alive and drains the durable outbox in order."""
 
+    firmware: FirmwareUpdates | None = None  # set by the daemon
+    logs: LogUploads | None = None
+
     def __init__(
         self,
         config: StationConfig,
@@ -241,8 +274,10 @@ class Ocpp16Adapter(CsmsSessionLoop[StationChargePoint]):
         settings: Settings,
         store: AsyncStore,
         authorizer: Authorizer,
+        security: StationSecurity | None = None,
     ) -> None:
         super().__init__(config, call, store)
+        self.security = security or StationSecurity(config, store)
         self.station = station
         self.settings = settings
         self.authorizer = authorizer
@@ -257,6 +292,8 @@ class Ocpp16Adapter(CsmsSessionLoop[StationChargePoint]):
         station.subscribe_status(self._on_status)
         settings.subscribe(self._on_setting)
         authorizer.online = self.authorize_online
+        self.security_keys = attach_security(self)
+        attach_smart_charging(self)
 
     # ---- bookkeeping -------------------------------------------------------------------
 
@@ -338,11 +375,12 @@ class Ocpp16Adapter(CsmsSessionLoop[StationChargePoint]):
 
     async def _prepare(self) -> None:
         await self.load_transaction_ids()
+        await self.security_keys.load()
 
     async def _open(self) -> ClientConnection:
         ping = self.settings.number("WebSocketPingInterval")
-        return await open_link(
-            self.config.csms, self.config.station.id, SUBPROTOCOL, ping if ping > 0 else None
+        return await open_secured(
+            self.security, self.config.station.id, SUBPROTOCOL, ping if ping > 0 else None
         )
 
     def _make_cp(self, ws: ClientConnection) -> StationChargePoint:
@@ -366,7 +404,7 @@ class Ocpp16Adapter(CsmsSessionLoop[StationChargePoint]):
         payload: dict[str, Any] = {
             "chargePointVendor": self.config.station.vendor,
             "chargePointModel": self.config.station.model,
-            "firmwareVersion": __version__,
+            "firmwareVersion": reported_version(Path(self.config.store.state_dir)),
             "meterType": "BSM-WS36A",
         }
         if self.config.station.serial:
@@ -442,6 +480,10 @@ class Ocpp16Adapter(CsmsSessionLoop[StationChargePoint]):
 
     async def _build(self, message: OutboxMessage) -> tuple[str, dict[str, Any]] | None:
         data = message.data
+        if message.kind == OUTBOX_KIND:
+            return security_event_message(data, "1.6")
+        if message.kind in UPDATE_KINDS:
+            return update_message(message.kind, data, "1.6")
         kind = message.kind
         if kind == events.TRANSACTION_STARTED:
             return "StartTransaction", m.start_transaction(data)
@@ -505,6 +547,9 @@ class Ocpp16Adapter(CsmsSessionLoop[StationChargePoint]):
         self._own(self.triggered(requested, connector_id), f"TriggerMessage {requested}")
 
     def start_reset(self, hard: bool) -> None:
+        self.security.events.record_soon(
+            SecurityEventType.RESET_OR_REBOOT, f"{'hard' if hard else 'soft'} reset by the CSMS"
+        )
         self._own(self.reset(hard), "reset")
 
     async def triggered(self, requested: str, connector_id: int | None) -> None:
@@ -531,9 +576,9 @@ class Ocpp16Adapter(CsmsSessionLoop[StationChargePoint]):
                     continue
                 self._volatile_meter_values(cid, "Trigger", samples)
         elif requested == "DiagnosticsStatusNotification":
-            self._volatile.put_nowait(("DiagnosticsStatusNotification", {"status": "Idle"}))
+            self._volatile.put_nowait(log_trigger(self.logs, "1.6", diagnostics=True))
         elif requested == "FirmwareStatusNotification":
-            self._volatile.put_nowait(("FirmwareStatusNotification", {"status": "Idle"}))
+            self._volatile.put_nowait(firmware_trigger(self.firmware, "1.6"))
         self._outbox_event.set()
 
     async def reset(self, hard: bool) -> None:

@@ -79,12 +79,15 @@ def plain_sampled_values(samples: list[dict[str, Any]], context: str) -> list[di
 
 
 def start_transaction(data: dict[str, Any]) -> dict[str, Any]:
-    return {
+    payload = {
         "connectorId": data["connector_id"],
         "idTag": data["id_tag"],
         "meterStart": int(data["meter_start_wh"]),
         "timestamp": data["timestamp"],
     }
+    if data.get("reservation_id") is not None:  # the reservation this start used
+        payload["reservationId"] = int(data["reservation_id"])
+    return payload
 
 
 def begin_signed_meter_values(

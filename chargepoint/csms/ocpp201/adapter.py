@@ -32,6 +32,7 @@ import logging
 import re
 import uuid
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from ocpp.exceptions import OccurrenceConstraintViolationError, OCPPError
@@ -43,19 +44,36 @@ from ocpp.v201.enums import Action
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
-from chargepoint import __version__
 from chargepoint.config import StationConfig
 from chargepoint.core import events
 from chargepoint.core.auth import Authorizer, AuthStatus, IdTagInfo
+from chargepoint.core.diagnostics import LogUploads
+from chargepoint.core.firmware import FirmwareUpdates, reported_version
+from chargepoint.core.security import StationSecurity
+from chargepoint.core.security_events import SecurityEventType
 from chargepoint.core.settings import Settings
 from chargepoint.core.station import Station
 from chargepoint.core.status import StatusReport
 from chargepoint.core.tasks import cancel_and_wait
 from chargepoint.core.transaction import StopReason, TxPoints
-from chargepoint.csms.link import open_link
 from chargepoint.csms.ocpp201 import messages as m
+from chargepoint.csms.ocpp201.authorization import AuthorizationHandlers201, attach_authorization
 from chargepoint.csms.ocpp201.device_model import REPORT_BASES, DeviceModel, TooManyItems
-from chargepoint.csms.session import CsmsCallError, CsmsSessionLoop
+from chargepoint.csms.ocpp201.security import SecurityHandlers201, attach_security
+from chargepoint.csms.ocpp201.smart_charging import (
+    SmartChargingHandlers201,
+    attach_smart_charging,
+    remote_start_profile,
+)
+from chargepoint.csms.ocpp201.updates import UpdateHandlers201
+from chargepoint.csms.secured_link import OUTBOX_KIND, open_secured, security_event_message
+from chargepoint.csms.session import CsmsCallError, CsmsSessionLoop, clip
+from chargepoint.csms.update_messages import (
+    UPDATE_KINDS,
+    firmware_trigger,
+    log_trigger,
+    update_message,
+)
 from chargepoint.store import AsyncStore, OutboxMessage, utc_now
 
 log = logging.getLogger("chargepoint.csms.ocpp201")
@@ -89,7 +107,7 @@ def redacted(action: str, payload: Any) -> str:
                     {**e, "attributeValue": "***"} if _is_secret(e) else e for e in entries
                 ],
             }
-    return json.dumps(payload)[:400]
+    return clip(json.dumps(payload))
 
 
 _ATTRIBUTE_VALUE = re.compile(r"""(['"]attribute_?[vV]alue['"]\s*:\s*)(['"])(?:\\.|(?!\2).)*\2""")
@@ -167,7 +185,13 @@ def _frame_error(text: str) -> tuple[str, str]:
     return unique_id, code
 
 
-class StationChargePoint(LibChargePoint):  # type: ignore[misc]
+class StationChargePoint(
+    AuthorizationHandlers201,
+    SecurityHandlers201,
+    UpdateHandlers201,
+    SmartChargingHandlers201,
+    LibChargePoint,  # type: ignore[misc]
+):
     """The station's side of one websocket session (handlers for CSMS calls)."""
 
     def __init__(self, station_id: str, ws: ClientConnection, adapter: Ocpp201Adapter) -> None:
@@ -185,6 +209,7 @@ class StationChargePoint(LibChargePoint):  # type: ignore[misc]
         except OCPPError as exc:
             unique_id, code = _frame_error(text)
             log.warning("bad frame from the CSMS (%s): %.200s", code, text)
+            self.adapter.security.events.record_soon(SecurityEventType.INVALID_MESSAGES, code)
             await self._reply_error(unique_id, code, str(exc.details.get("cause") or code))
             return
         if not isinstance(msg, Call):
@@ -296,6 +321,9 @@ class StationChargePoint(LibChargePoint):  # type: ignore[misc]
             "StatusNotification",
             "MeterValues",
             "TransactionEvent",
+            "SignChargingStationCertificate",
+            "LogStatusNotification",
+            "FirmwareStatusNotification",
         }
         if requested_message not in supported:
             return call_result.TriggerMessage(status="NotImplemented")
@@ -351,6 +379,7 @@ class StationChargePoint(LibChargePoint):  # type: ignore[misc]
         id_token: dict[str, Any],
         remote_start_id: int,
         evse_id: int | None = None,
+        charging_profile: dict[str, Any] | None = None,
         **_: Any,
     ) -> call_result.RequestStartTransaction:
         adapter = self.adapter
@@ -361,8 +390,17 @@ class StationChargePoint(LibChargePoint):  # type: ignore[misc]
             return call_result.RequestStartTransaction(status="Rejected")
         id_tag = str(id_token.get("id_token", ""))
         token_type = id_token.get("type")
+        profile = None
+        if charging_profile is not None:
+            profile = remote_start_profile(adapter, charging_profile, evse_id)
+            if profile is None:
+                return call_result.RequestStartTransaction(status="Rejected")
         ok = station.remote_start(
-            id_tag, evse_id, remote_start_id, str(token_type) if token_type else None
+            id_tag,
+            evse_id,
+            remote_start_id,
+            str(token_type) if token_type else None,
+            charging_profile=profile,
         )
         tid = adapter.transaction_for_start(id_tag, evse_id)
         return call_result.RequestStartTransaction(
@@ -385,8 +423,8 @@ class StationChargePoint(LibChargePoint):  # type: ignore[misc]
 
     @on(Action.clear_cache)
     async def on_clear_cache(self, **_: Any) -> call_result.ClearCache:
-        await self.adapter.authorizer.clear()
-        return call_result.ClearCache(status="Accepted")
+        cleared = await self.adapter.authorizer.clear()
+        return call_result.ClearCache(status="Accepted" if cleared else "Rejected")
 
     @on(Action.get_transaction_status)
     async def on_get_transaction_status(
@@ -401,6 +439,9 @@ class StationChargePoint(LibChargePoint):  # type: ignore[misc]
 class Ocpp201Adapter(CsmsSessionLoop[StationChargePoint]):
     """Keeps the CSMS session alive and drains the durable outbox in order."""
 
+    firmware: FirmwareUpdates | None = None  # set by the daemon
+    logs: LogUploads | None = None
+
     def __init__(
         self,
         config: StationConfig,
@@ -409,8 +450,10 @@ class Ocpp201Adapter(CsmsSessionLoop[StationChargePoint]):
         store: AsyncStore,
         authorizer: Authorizer,
         device_model: DeviceModel,
+        security: StationSecurity | None = None,
     ) -> None:
         super().__init__(config, call, store)
+        self.security = security or StationSecurity(config, store)
         self.station = station
         self.settings = settings
         self.authorizer = authorizer
@@ -437,6 +480,10 @@ class Ocpp201Adapter(CsmsSessionLoop[StationChargePoint]):
         if device_model.live.connector_status is None:
             device_model.live.connector_status = self._connector_status
         authorizer.online = self.authorize_online
+        self._own(attach_authorization(self).run(), "reservation status updates")
+        attach_security(self)
+        attach_smart_charging(self)
+        self.security.events.outbox_changed = self._outbox_event.set
 
     # ---- bookkeeping -------------------------------------------------------------------
 
@@ -554,8 +601,8 @@ class Ocpp201Adapter(CsmsSessionLoop[StationChargePoint]):
     async def _open(self) -> ClientConnection:
         ping = self.settings.number("WebSocketPingInterval")
         link_settings = self._security_settings()
-        ws = await open_link(
-            self.device_model.csms_config(),
+        ws = await open_secured(
+            self.security,
             self.config.station.id,
             SUBPROTOCOL,
             ping if ping > 0 else None,
@@ -594,7 +641,7 @@ class Ocpp201Adapter(CsmsSessionLoop[StationChargePoint]):
         charging_station: dict[str, Any] = {
             "model": st.model[:20],
             "vendorName": st.vendor[:50],
-            "firmwareVersion": __version__[:50],
+            "firmwareVersion": reported_version(Path(self.config.store.state_dir)),
         }
         if st.serial:
             charging_station["serialNumber"] = st.serial[:25]
@@ -605,6 +652,8 @@ class Ocpp201Adapter(CsmsSessionLoop[StationChargePoint]):
         transaction messages wait (B02); while Rejected nothing else happens (B03)."""
         while True:
             reason = "Triggered" if self._boot_triggered else self._boot_reason
+            if self.firmware is not None and self.firmware.rebooted:
+                reason = "FirmwareUpdate"  # the boot after an installation (L01.FR.23)
             self._boot_triggered = False
             self._boot_retry.clear()
             answer = await self.send("BootNotification", self._boot_payload(reason))
@@ -617,6 +666,8 @@ class Ocpp201Adapter(CsmsSessionLoop[StationChargePoint]):
                     self._heartbeat_interval = interval
                     await self.settings.change("HeartbeatInterval", str(interval))
                 log.info("boot accepted by the CSMS (heartbeat %d s)", self._heartbeat_interval)
+                if self.firmware is not None:
+                    self.firmware.rebooted = False
                 self.accepted.set()
                 return
             wait = interval if interval > 0 else 60
@@ -699,6 +750,10 @@ class Ocpp201Adapter(CsmsSessionLoop[StationChargePoint]):
         data = message.data
         kind = message.kind
         local_id = message.local_tx_id
+        if kind == OUTBOX_KIND:
+            return security_event_message(data, OCPP_VERSION)
+        if kind in UPDATE_KINDS:
+            return update_message(kind, data, OCPP_VERSION)
         if kind not in events.TRANSACTION_KINDS:
             await self._give_up(message, f"unknown event kind {kind}")
             return None
@@ -817,6 +872,10 @@ class Ocpp201Adapter(CsmsSessionLoop[StationChargePoint]):
         self._own(self.triggered(requested, evse_id), f"TriggerMessage {requested}")
 
     def start_reset(self, immediate: bool = True) -> None:
+        self.security.events.record_soon(
+            SecurityEventType.RESET_OR_REBOOT,
+            f"{'immediate' if immediate else 'on idle'} reset by the CSMS",
+        )
         if self._onidle_reset is not None and not self._onidle_reset.done():
             if not immediate:
                 return  # one OnIdle reset is already waiting
@@ -856,6 +915,12 @@ class Ocpp201Adapter(CsmsSessionLoop[StationChargePoint]):
             self._requested(items)
         elif requested == "TransactionEvent":
             await self._trigger_transaction_events(evse_id)
+        elif requested == "SignChargingStationCertificate":
+            self.security.signing.request("TriggerMessage from the CSMS")
+        elif requested == "LogStatusNotification":
+            self._requested([log_trigger(self.logs, OCPP_VERSION, diagnostics=False)])
+        elif requested == "FirmwareStatusNotification":
+            self._requested([firmware_trigger(self.firmware, OCPP_VERSION)])
 
     async def _trigger_transaction_events(self, evse_id: int | None) -> None:
         """An Updated (triggerReason Trigger) for each open transaction, through the durable

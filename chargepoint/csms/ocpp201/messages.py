@@ -279,6 +279,8 @@ def started(
     if data.get("remote_start_id") is not None:
         info["remoteStartId"] = int(data["remote_start_id"])
     payload["evse"] = {"id": int(data["connector_id"]), "connectorId": 1}
+    if data.get("reservation_id") is not None:  # the reservation this start used (H03)
+        payload["reservationId"] = int(data["reservation_id"])
     id_tag = data.get("id_tag") or ""
     trigger = data.get("trigger") or ""
     if id_tag or trigger:
@@ -369,6 +371,8 @@ def updated_authorized(
     payload["idToken"] = _id_token(
         data.get("id_tag"), trigger == "RemoteStart", data.get("id_token_type")
     )
+    if data.get("reservation_id") is not None:  # the reservation this start used (H03)
+        payload["reservationId"] = int(data["reservation_id"])
     return payload
 
 

@@ -1,0 +1,148 @@
+"""Smart charging on the control interface: the limit events the charge controller
+subscribes to, and the external limits it sets.
+
+    GET  /events                   a stream of JSON lines, one per change of a connector's
+                                   limit (first the current limit of every connector):
+        {"event": "charging_limit", "connector": 1, "limit_w": 5520.0, "limit_a": 8.0,
+         "phases": 3, "source": "TxProfile 7 (stack 1)", "since": "2026-05-02T10:00:00Z"}
+        limit_w/limit_a are null when nothing limits the connector (source "none"). The
+        response is HTTP/1.1 200, Content-Type application/x-ndjson, without a length; it
+        ends when the client closes the connection or the daemon stops.
+    POST /charging-limit {"connector": 0, "limit": 16, "unit": "A", "source": "EMS",
+                          "phases": 3, "duration": 3600, "grid_critical": false}
+                                   an external limit (a building energy manager, the grid
+                                   operator): ChargingStationExternalConstraints on the
+                                   connector (0: the whole station) until cleared or for
+                                   `duration` seconds; OCPP 2.0.1 reports it to the CSMS
+                                   (NotifyChargingLimit). source: EMS (default), SO, Other.
+    POST /charging-limit/clear {"connector": 0, "source": "EMS"}
+                                   remove it (both keys optional: all connectors, all
+                                   sources); 2.0.1 sends ClearedChargingLimit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from typing import Any
+
+from chargepoint.core.charging.controller import ConnectorLimit, SmartCharging
+from chargepoint.core.charging.profiles import LimitSource, RateUnit
+from chargepoint.core.charging.validation import ProfileRejected
+from chargepoint.core.tasks import cancel_and_wait
+
+log = logging.getLogger("chargepoint.service.control")
+
+# dispatch() answers GET /events with this body: the server then streams instead of answering
+EVENTS_STREAM: dict[str, Any] = {}
+QUEUE_LIMIT = 1000  # events a slow subscriber may fall behind before it is dropped
+
+
+class LimitStreams:
+    """The open GET /events responses."""
+
+    def __init__(self, charging: SmartCharging) -> None:
+        self.charging = charging
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        queue: asyncio.Queue[ConnectorLimit] = asyncio.Queue(QUEUE_LIMIT)
+
+        def put(limit: ConnectorLimit) -> None:
+            with contextlib.suppress(asyncio.QueueFull):
+                queue.put_nowait(limit)
+
+        unsubscribe = self.charging.subscribe(put)
+        closed = asyncio.create_task(reader.read(), name="events client")
+        try:
+            writer.write(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\n"
+                b"Cache-Control: no-cache\r\nConnection: close\r\n\r\n"
+            )
+            for limit in self.charging.limits().values():
+                writer.write(_line(limit))
+            await writer.drain()
+            while True:
+                getting = asyncio.create_task(queue.get(), name="next limit")
+                done, _ = await asyncio.wait({getting, closed}, return_when=asyncio.FIRST_COMPLETED)
+                if closed in done or getting not in done:
+                    await cancel_and_wait([getting])
+                    return
+                writer.write(_line(getting.result()))
+                await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            return
+        finally:
+            unsubscribe()
+            await cancel_and_wait([closed])
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                writer.close()
+            self._tasks.discard(task)
+
+    async def close(self) -> None:
+        await cancel_and_wait(list(self._tasks))
+        self._tasks.clear()
+
+
+def _line(limit: ConnectorLimit) -> bytes:
+    return json.dumps(limit.as_dict()).encode() + b"\n"
+
+
+def _source(value: Any) -> LimitSource:
+    if value is None:
+        return LimitSource.EMS
+    if value not in ("EMS", "SO", "Other"):
+        raise ValueError("source must be EMS, SO or Other")
+    return LimitSource(value)
+
+
+def _connector(value: Any, count: int, default: int | None) -> int | None:
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= count:
+        raise ValueError(f"connector must be a number 0..{count} (0: the whole station)")
+    return value
+
+
+async def charging_limit_request(
+    charging: SmartCharging, target: str, body: dict[str, Any], connectors: int
+) -> tuple[int, dict[str, Any]]:
+    """POST /charging-limit and /charging-limit/clear."""
+    try:
+        if target == "/charging-limit/clear":
+            connector = _connector(body.get("connector"), connectors, None)
+            source = _source(body["source"]) if "source" in body else None
+            gone = await charging.clear_external_limit(connector, source)
+            return 200, {"result": f"{len(gone)} limits cleared"}
+        connector = _connector(body.get("connector"), connectors, 0)
+        assert connector is not None
+        limit = body.get("limit")
+        if isinstance(limit, bool) or not isinstance(limit, int | float) or limit < 0:
+            raise ValueError("limit must be a number >= 0")
+        unit = body.get("unit", "A")
+        if unit not in ("A", "W"):
+            raise ValueError("unit must be A or W")
+        phases = body.get("phases")
+        if phases is not None and phases not in (1, 2, 3):
+            raise ValueError("phases must be 1, 2 or 3")
+        duration = body.get("duration")
+        if duration is not None and (not isinstance(duration, int) or duration <= 0):
+            raise ValueError("duration must be a positive number of seconds")
+        profile = await charging.set_external_limit(
+            connector,
+            float(limit),
+            RateUnit(unit),
+            _source(body.get("source")),
+            phases=phases,
+            duration=duration,
+            grid_critical=bool(body.get("grid_critical", False)),
+        )
+    except (ValueError, ProfileRejected) as exc:
+        return 400, {"error": str(exc)}
+    log.info("control interface: external limit %s", profile.describe())
+    return 200, {"result": f"limit set: {profile.describe()}"}
