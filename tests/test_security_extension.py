@@ -168,20 +168,8 @@ async def test_csr_round_trip_signed_by_the_test_ca(rig: Rig, pki: TestPki, vers
     if version == "1.6":
         assert (await csms.call(STATION_ID, "ChangeConfiguration", org))["status"] == "Accepted"
     else:
-        answer = await csms.call(
-            STATION_ID,
-            "SetVariables",
-            {
-                "setVariableData": [
-                    {
-                        "component": {"name": "SecurityCtrlr"},
-                        "variable": {"name": "OrganizationName"},
-                        "attributeValue": "Example CPO",
-                    }
-                ]
-            },
-        )
-        assert answer["setVariableResult"][0]["attributeStatus"] == "Accepted"
+        status = await set_variable(csms, "SecurityCtrlr", "OrganizationName", org["value"])
+        assert status == "Accepted"
     await csms.install_certificate(STATION_ID, "CSMSRootCertificate", pki.ca_cert.read_text())
     csms.sign_station_csrs(pki)
     assert (await csms.request_station_certificate(STATION_ID))["status"] == "Accepted"
@@ -250,21 +238,26 @@ async def signed_station_certificate(csms: TestCsms, pki: TestPki) -> None:
     assert csms.csr_answers == [{"status": "Accepted"}]
 
 
-async def set_priority(csms: TestCsms, value: str) -> str:
+async def set_variable(csms: TestCsms, component: str, variable: str, value: str) -> str:
+    """SetVariables (2.0.1) of one variable: its attributeStatus."""
     answer = await csms.call(
         STATION_ID,
         "SetVariables",
         {
             "setVariableData": [
                 {
-                    "component": {"name": "OCPPCommCtrlr"},
-                    "variable": {"name": "NetworkConfigurationPriority"},
+                    "component": {"name": component},
+                    "variable": {"name": variable},
                     "attributeValue": value,
                 }
             ]
         },
     )
     return str(answer["setVariableResult"][0]["attributeStatus"])
+
+
+async def set_priority(csms: TestCsms, value: str) -> str:
+    return await set_variable(csms, "OCPPCommCtrlr", "NetworkConfigurationPriority", value)
 
 
 @VERSIONS
@@ -533,20 +526,8 @@ async def test_no_private_key_or_password_in_the_daemon_log(
                 "status"
             ] == "Accepted"
         else:
-            answer = await csms.call(
-                STATION_ID,
-                "SetVariables",
-                {
-                    "setVariableData": [
-                        {
-                            "component": {"name": "SecurityCtrlr"},
-                            "variable": {"name": "BasicAuthPassword"},
-                            "attributeValue": NEW_PASSWORD,
-                        }
-                    ]
-                },
-            )
-            assert answer["setVariableResult"][0]["attributeStatus"] == "Accepted"
+            status = await set_variable(csms, "SecurityCtrlr", "BasicAuthPassword", NEW_PASSWORD)
+            assert status == "Accepted"
         await wait_until(
             lambda: (
                 len(csms.messages("BootNotification")) > boots and csms.is_connected(STATION_ID)

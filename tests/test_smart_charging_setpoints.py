@@ -84,7 +84,7 @@ async def env(tmp_path: Path) -> AsyncIterator[Env]:
         yield e
 
 
-async def test_limit_changes_reach_the_command_and_the_register(env: Env, modbus_port: int) -> None:
+async def test_limit_changes_reach_the_command_and_the_register(modbus_port: int, env: Env) -> None:
     recorder = env.tmp / "recorder.py"
     recorder.write_text(RECORDER)
     calls = env.tmp / "calls.txt"

@@ -39,6 +39,21 @@ def load(args: argparse.Namespace) -> LoadedConfig:
     return config_from_args(args)
 
 
+def load_readable(args: argparse.Namespace) -> StationConfig | int:
+    """The config, its state directory readable; or the exit code after saying what is
+    wrong."""
+    try:
+        cfg = load(args).config
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        readable_state_dir(Path(cfg.store.state_dir))
+    except StateDirError as exc:
+        return report_state_dir_error(exc)
+    return cfg
+
+
 def add_run_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run = sub.add_parser("run", help="run the charge point daemon")
     add_common_options(run)
@@ -116,15 +131,9 @@ def _address(cfg: StationConfig) -> ControlAddress:
 
 
 def run_status(args: argparse.Namespace) -> int:
-    try:
-        cfg = load(args).config
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        return EXIT_CONFIG
-    try:
-        readable_state_dir(Path(cfg.store.state_dir))
-    except StateDirError as exc:
-        return report_state_dir_error(exc)
+    cfg = load_readable(args)
+    if isinstance(cfg, int):
+        return cfg
     try:
         code, data = asyncio.run(request(_address(cfg), "GET", "/status"))
     except (OSError, TimeoutError):
@@ -210,15 +219,9 @@ def _store_reason(exc: Exception, path: Path) -> str:
 
 
 def run_control(args: argparse.Namespace) -> int:
-    try:
-        cfg = load(args).config
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        return EXIT_CONFIG
-    try:
-        readable_state_dir(Path(cfg.store.state_dir))
-    except StateDirError as exc:
-        return report_state_dir_error(exc)
+    cfg = load_readable(args)
+    if isinstance(cfg, int):
+        return cfg
     if args.action == "id-tag":
         body: dict[str, Any] = {"id_tag": args.target}
         if args.connector:

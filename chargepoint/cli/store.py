@@ -14,14 +14,9 @@ import os
 import sys
 from pathlib import Path
 
-from chargepoint.cli.config_commands import (
-    StateDirError,
-    readable_state_dir,
-    report_state_dir_error,
-)
 from chargepoint.cli.plural import count, id_ranges
-from chargepoint.cli.run import add_common_options, load
-from chargepoint.config import EXIT_CONFIG, ConfigError, StationConfig
+from chargepoint.cli.run import add_common_options, load_readable
+from chargepoint.config import StationConfig
 from chargepoint.proof.sessions import prove
 from chargepoint.service.daemon import STORE_FILE
 from chargepoint.service.instance_lock import EXIT_ALREADY_RUNNING, AlreadyRunning, InstanceLock
@@ -54,15 +49,9 @@ def add_store_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
 
 
 def _station(args: argparse.Namespace) -> tuple[StationConfig, Path] | int:
-    try:
-        cfg = load(args).config
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        return EXIT_CONFIG
-    try:
-        readable_state_dir(Path(cfg.store.state_dir))
-    except StateDirError as exc:
-        return report_state_dir_error(exc)
+    cfg = load_readable(args)
+    if isinstance(cfg, int):
+        return cfg
     path = Path(cfg.store.state_dir) / STORE_FILE
     if not path.exists():
         print(f"no store at {path}", file=sys.stderr)

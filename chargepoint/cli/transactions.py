@@ -12,15 +12,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO
 
-from chargepoint.cli.config_commands import (
-    StateDirError,
-    readable_state_dir,
-    report_state_dir_error,
-)
 from chargepoint.cli.output_file import OutputRefused, ask_on_terminal, is_stdout, open_output
 from chargepoint.cli.plural import count, id_ranges
 from chargepoint.cli.progress import progress
-from chargepoint.cli.run import add_common_options, load
+from chargepoint.cli.run import add_common_options, load, load_readable
 from chargepoint.config import EXIT_CONFIG, ConfigError, StationConfig
 from chargepoint.proof.export import write_chargy, write_csv, write_safe_xml
 from chargepoint.proof.sessions import ProvenSession, proven_sessions
@@ -40,15 +35,9 @@ def _open(cfg: StationConfig) -> Store:
 
 def _open_for(args: argparse.Namespace, command: str) -> tuple[StationConfig, Store] | int:
     """The config and its store, or the exit code after saying what is wrong."""
-    try:
-        cfg = load(args).config
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        return EXIT_CONFIG
-    try:
-        readable_state_dir(Path(cfg.store.state_dir))
-    except StateDirError as exc:
-        return report_state_dir_error(exc)
+    cfg = load_readable(args)
+    if isinstance(cfg, int):
+        return cfg
     try:
         return cfg, _open(cfg)
     except StoreError as exc:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Literal, Self
 from urllib.parse import urlsplit
 
-from pydantic import Field, StrictFloat, field_validator, model_validator
+from pydantic import Field, StrictFloat, StrictInt, field_validator, model_validator
 
 from chargepoint.config.base import ConfigModel
 from chargepoint.config.problems import ConfigError, Loc, raise_issues
@@ -17,6 +17,7 @@ from chargepoint.config.secrets import SecretRef
 __all__ = ["CsmsConfig"]
 
 _PASSWORD_LENGTH = (16, 40)  # OCPP security whitepaper, basic authentication password
+MIB = 2**20
 
 
 class CsmsConfig(ConfigModel):
@@ -33,6 +34,17 @@ class CsmsConfig(ConfigModel):
     reconnect_min_delay: StrictFloat = Field(default=1.0, gt=0)
     reconnect_max_delay: StrictFloat = Field(default=60.0, gt=0)
     signed_value_format: Literal["oca", "raw-ocmf", "signed-meter-value"] = "oca"
+    max_frame_bytes: StrictInt = Field(
+        default=MIB,
+        ge=64 * 1024,
+        le=64 * MIB,
+        description=(
+            "the largest websocket frame accepted from the CSMS, in bytes (64 KiB to 64 MiB; "
+            "default 1 MiB). A larger frame closes the connection (code 1009, logged) and the "
+            "station reconnects; raise it only for a CSMS that sends very long local lists "
+            "or certificate chains in one message."
+        ),
+    )
 
     @field_validator("url")
     @classmethod

@@ -93,7 +93,7 @@ async def open_link(
             ping_timeout=ping_interval,
             open_timeout=cfg.call_timeout,
             proxy=None,
-            max_size=2**20,
+            max_size=cfg.max_frame_bytes,
         )
     except Exception as exc:
         raise CsmsLinkError(f"{url}: {type(exc).__name__}: {exc}") from exc

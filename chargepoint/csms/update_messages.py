@@ -1,14 +1,21 @@
 """Outbox messages of firmware and log jobs (chargepoint.core.firmware / diagnostics) as the
 CSMS's version spells them: 1.6 FirmwareStatusNotification (plain UpdateFirmware),
 SignedFirmwareStatusNotification, DiagnosticsStatusNotification and LogStatusNotification;
-2.0.1 FirmwareStatusNotification and LogStatusNotification."""
+2.0.1 FirmwareStatusNotification and LogStatusNotification; and the requests both versions
+spell alike (the firmware object of SignedUpdateFirmware / UpdateFirmware, GetLog)."""
 
 from __future__ import annotations
 
 from typing import Any, Final
 
-from chargepoint.core.diagnostics import LOG_KIND, LogUploads
-from chargepoint.core.firmware import FIRMWARE_KIND, PLAIN_STATUSES, FirmwareStatus, FirmwareUpdates
+from chargepoint.core.diagnostics import LOG_KIND, LogRequest, LogType, LogUploads
+from chargepoint.core.firmware import (
+    FIRMWARE_KIND,
+    PLAIN_STATUSES,
+    FirmwareRequest,
+    FirmwareStatus,
+    FirmwareUpdates,
+)
 
 UPDATE_KINDS: Final = frozenset({FIRMWARE_KIND, LOG_KIND})
 _DIAGNOSTICS_16: Final = {"Uploading": "Uploading", "Uploaded": "Uploaded", "Idle": "Idle"}
@@ -58,3 +65,51 @@ def log_trigger(
         return action, {"status": "Idle"}
     data = {"status": "Uploading", "request_id": current.request_id, "diagnostics": diagnostics}
     return update_message(LOG_KIND, data, version)
+
+
+def firmware_request(
+    firmware: dict[str, Any],
+    request_id: int,
+    retries: int | None,
+    retry_interval: int | None,
+    *,
+    signed: bool,
+) -> FirmwareRequest:
+    """The job of a 1.6 SignedUpdateFirmware / 2.0.1 UpdateFirmware (`firmware`: FirmwareType)."""
+    return FirmwareRequest(
+        location=firmware["location"],
+        retrieve_at=firmware["retrieve_date_time"],
+        install_at=firmware.get("install_date_time"),
+        signing_certificate=firmware.get("signing_certificate"),
+        signature=firmware.get("signature"),
+        request_id=request_id,
+        retries=retries,
+        retry_interval=retry_interval,
+        signed=signed,
+    )
+
+
+async def request_log(
+    logs: LogUploads | None,
+    log: dict[str, Any],
+    log_type: str,
+    request_id: int,
+    retries: int | None,
+    retry_interval: int | None,
+) -> tuple[str, str | None]:
+    """GetLog (1.6 security extension and 2.0.1 alike): (status, filename); Rejected without
+    log uploads, AcceptedCanceled when a running job was cancelled for this one."""
+    if logs is None:
+        return "Rejected", None
+    cancelled, name = await logs.request(
+        LogRequest(
+            location=log["remote_location"],
+            log_type=LogType(log_type),
+            request_id=request_id,
+            oldest=log.get("oldest_timestamp"),
+            latest=log.get("latest_timestamp"),
+            retries=retries,
+            retry_interval=retry_interval,
+        )
+    )
+    return ("AcceptedCanceled" if cancelled else "Accepted"), name

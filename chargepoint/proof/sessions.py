@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chargepoint.store import AsyncStore, ProofRow, Store, StoreError, TransactionRow
-from meter.proof.keys import KeyFormatError, load_public_key
+from meter.proof.keys import KeyFormatError, PublicKeyInfo, load_public_key
 from meter.proof.session import ProofStatus, SessionProof, check_session
 
 log = logging.getLogger("chargepoint.proofs")
@@ -45,6 +45,11 @@ def prove(row: TransactionRow) -> SessionProof:
         return SessionProof(
             ProofStatus.UNSIGNED, f"no signed End: {row.unsigned_end_reason}", None, None
         )
+    return check_row(row, key)
+
+
+def check_row(row: TransactionRow, key: PublicKeyInfo | None) -> SessionProof:
+    """The proof the row's signed records and their stored fields give, checked with `key`."""
     return check_session(
         row.begin_ocmf, row.end_ocmf, key, _fields(row.begin_fields), _fields(row.end_fields)
     )

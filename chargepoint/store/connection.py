@@ -35,6 +35,20 @@ MIN_SQLITE = (3, 24, 0)  # upsert
 T = TypeVar("T")
 
 
+def _open(path: Path, mode: str, failure: str) -> sqlite3.Connection:
+    """A connection to the store file in URI `mode` ("rw", "ro"); StoreError saying `failure`."""
+    try:
+        return sqlite3.connect(
+            uri(path, mode),
+            uri=True,
+            isolation_level=None,
+            check_same_thread=False,
+            timeout=BUSY_TIMEOUT_S,
+        )
+    except sqlite3.Error as exc:
+        raise StoreError(f"{path}: {failure}: {exc}") from exc
+
+
 class StoreBase:
     """The connection every part of :class:`~chargepoint.store.Store` shares. Meant for one
     worker thread (see :class:`~chargepoint.store.AsyncStore`), but every call is serialised
@@ -83,16 +97,7 @@ class StoreBase:
 
     @staticmethod
     def _connect(path: Path, station_id: str, version: int) -> sqlite3.Connection:
-        try:
-            conn = sqlite3.connect(
-                uri(path, "rw"),
-                uri=True,
-                isolation_level=None,
-                check_same_thread=False,
-                timeout=BUSY_TIMEOUT_S,
-            )
-        except sqlite3.Error as exc:
-            raise StoreError(f"{path}: cannot open the store: {exc}") from exc
+        conn = _open(path, "rw", "cannot open the store")
         try:
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if str(mode).lower() != "wal":
@@ -121,16 +126,7 @@ class StoreBase:
                 f"{path} has schema version {version}, this software reads "
                 f"{schema.SCHEMA_VERSION}; start the daemon once to migrate it"
             )
-        try:
-            conn = sqlite3.connect(
-                uri(path, "ro"),
-                uri=True,
-                isolation_level=None,
-                check_same_thread=False,
-                timeout=BUSY_TIMEOUT_S,
-            )
-        except sqlite3.Error as exc:
-            raise StoreError(f"{path}: cannot open the store read-only: {exc}") from exc
+        conn = _open(path, "ro", "cannot open the store read-only")
         try:
             conn.execute("PRAGMA query_only = ON")
             conn.execute("PRAGMA trusted_schema = OFF")

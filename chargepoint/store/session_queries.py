@@ -12,6 +12,37 @@ from chargepoint.store.rows import TX_COLUMNS, TransactionRow, tx_row
 from chargepoint.store.worker import AsyncStoreBase
 
 
+def _filters(
+    since: str | None,
+    until: str | None,
+    connector_id: int | None,
+    column: str = "opened_at",
+) -> tuple[list[str], list[Any]]:
+    """WHERE terms and their arguments: `column` in [since, until) as text, one connector."""
+    where: list[str] = []
+    args: list[Any] = []
+    if since is not None:
+        where.append(f"{column} >= ?")
+        args.append(since)
+    if until is not None:
+        where.append(f"{column} < ?")
+        args.append(until)
+    if connector_id is not None:
+        where.append("connector_id = ?")
+        args.append(connector_id)
+    return where, args
+
+
+def _select(where: list[str]) -> str:
+    sql = f"SELECT {TX_COLUMNS} FROM transactions"
+    return sql + " WHERE " + " AND ".join(where) if where else sql
+
+
+def _check_limit(limit: int) -> None:
+    if limit < 0:
+        raise StoreError(f"limit must not be negative ({limit})")
+
+
 class SessionQueries(StoreBase):
     """The ``transactions`` table, read."""
 
@@ -43,20 +74,9 @@ class SessionQueries(StoreBase):
         `since` compares with `started_at` as text: a date ("2026-11-21") or a full UTC
         timestamp both work.
         """
-        if limit < 0:
-            raise StoreError(f"limit must not be negative ({limit})")
-        where: list[str] = []
-        args: list[Any] = []
-        if since is not None:
-            where.append("started_at >= ?")
-            args.append(since)
-        if connector_id is not None:
-            where.append("connector_id = ?")
-            args.append(connector_id)
-        sql = f"SELECT {TX_COLUMNS} FROM transactions"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY local_id DESC LIMIT ?"
+        _check_limit(limit)
+        where, args = _filters(since, None, connector_id, column="started_at")
+        sql = _select(where) + " ORDER BY local_id DESC LIMIT ?"
         args.append(limit)
 
         def read(conn: sqlite3.Connection) -> list[TransactionRow]:
@@ -79,8 +99,7 @@ class SessionQueries(StoreBase):
         sessions with local ids below `before` (the next older page) or, given `after`, the
         `limit` sessions just above it (the newer page). `since`/`until` compare with
         `opened_at` as text; `id_tag` matches any part of the id tag, ignoring case."""
-        if limit < 0:
-            raise StoreError(f"limit must not be negative ({limit})")
+        _check_limit(limit)
         where: list[str] = []
         args: list[Any] = []
         if before is not None:
@@ -89,23 +108,14 @@ class SessionQueries(StoreBase):
         if after is not None:
             where.append("local_id > ?")
             args.append(after)
-        if since is not None:
-            where.append("opened_at >= ?")
-            args.append(since)
-        if until is not None:
-            where.append("opened_at < ?")
-            args.append(until)
-        if connector_id is not None:
-            where.append("connector_id = ?")
-            args.append(connector_id)
+        period, period_args = _filters(since, until, connector_id)
+        where += period
+        args += period_args
         if id_tag:
             where.append("instr(lower(id_tag), lower(?)) > 0")
             args.append(id_tag)
-        sql = f"SELECT {TX_COLUMNS} FROM transactions"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
         newer = after is not None and before is None
-        sql += f" ORDER BY local_id {'ASC' if newer else 'DESC'} LIMIT ?"
+        sql = _select(where) + f" ORDER BY local_id {'ASC' if newer else 'DESC'} LIMIT ?"
         args.append(limit)
 
         def read(conn: sqlite3.Connection) -> list[TransactionRow]:
@@ -124,25 +134,13 @@ class SessionQueries(StoreBase):
     ) -> Iterator[TransactionRow]:
         """Transactions oldest first, read in batches (exports of many sessions stay small
         in memory). `since`/`until` compare with `opened_at` as text."""
-        where: list[str] = ["local_id > ?"]
-        args: list[Any] = []
-        if since is not None:
-            where.append("opened_at >= ?")
-            args.append(since)
-        if until is not None:
-            where.append("opened_at < ?")
-            args.append(until)
-        if connector_id is not None:
-            where.append("connector_id = ?")
-            args.append(connector_id)
+        period, args = _filters(since, until, connector_id)
+        where = ["local_id > ?", *period]
         if local_ids is not None:
             ids = sorted(set(local_ids))
             where.append(f"local_id IN ({', '.join('?' * len(ids))})")
             args.extend(ids)
-        sql = (
-            f"SELECT {TX_COLUMNS} FROM transactions WHERE {' AND '.join(where)}"
-            " ORDER BY local_id LIMIT ?"
-        )
+        sql = _select(where) + " ORDER BY local_id LIMIT ?"
         last = 0
 
         def read_after(conn: sqlite3.Connection) -> list[Any]:

@@ -16,14 +16,13 @@ Nothing is written: the web page reads the store read-only.
 from __future__ import annotations
 
 import enum
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
+from chargepoint.proof.sessions import check_row
 from chargepoint.store import MeterKeyRow, TransactionRow
 from meter.proof.keys import KeyFormatError, PublicKeyInfo, load_public_key
-from meter.proof.session import ProofStatus, SessionProof, check_session
+from meter.proof.session import ProofStatus, SessionProof
 
 
 class Lock(enum.StrEnum):
@@ -56,16 +55,6 @@ class Mark:
         }.get(self.lock, ProofStatus.UNSIGNED)
         reason = "" if self.lock is Lock.VERIFIED else self.reason
         return SessionProof(status, reason, self.energy_wh, meter_serial)
-
-
-def _fields(text: str | None) -> dict[str, Any] | None:
-    if not text:
-        return None
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return None
-    return data if isinstance(data, dict) else None
 
 
 def _key(text: str | None) -> PublicKeyInfo | None:
@@ -120,9 +109,7 @@ def mark_of(row: TransactionRow, keys: Sequence[MeterKeyRow]) -> Mark:
         source = "the key stored with the session (no key pinned for its connector)"
     else:
         return Mark(Lock.NOT_VERIFIED, "no public key known for this session", None, None)
-    proof = check_session(
-        row.begin_ocmf, row.end_ocmf, key, _fields(row.begin_fields), _fields(row.end_fields)
-    )
+    proof = check_row(row, key)
     if proof.status is ProofStatus.VERIFIED:
         test = f"; {proof.reason}" if proof.reason else ""
         reason = f"checked with {source}, sha256:{key.fingerprint[:16]}{test}"

@@ -166,9 +166,7 @@ def live_view(snapshot: Snapshot, connector_ids: list[int]) -> dict[str, str]:
         view[f"c{cid}.power"] = (
             f"{float(c['power_w']) / 1000:.2f} kW" if c.get("power_w") is not None else "—"
         )
-        view[f"c{cid}.limit"] = (
-            f"{float(c['current_limit_a']):.0f} A" if c.get("current_limit_a") is not None else "—"
-        )
+        view[f"c{cid}.limit"] = _limit_text(c.get("charging_limit"))
         view[f"c{cid}.meter_error"] = str(c.get("last_meter_error") or c.get("meter_fault") or "")
     return view
 
@@ -223,3 +221,11 @@ def key_views(keys: list[MeterKeyRow]) -> list[KeyView]:
         )
         for k in keys
     ]
+
+
+def _limit_text(limit: Any) -> str:
+    """The connector's current limit and what sets it ("16 A (TxProfile)"), or a dash."""
+    if not isinstance(limit, dict) or limit.get("limit_a") is None:
+        return "—"
+    source = f" ({limit['source']})" if limit.get("source") else ""
+    return f"{float(limit['limit_a']):.0f} A{source}"

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,15 @@ from chargepoint.csms.ocpp16.smart_charging import (
 )
 from chargepoint.csms.ocpp16.updates import UpdateHandlers16
 from chargepoint.csms.secured_link import OUTBOX_KIND, open_secured, security_event_message
-from chargepoint.csms.session import CsmsCallError, CsmsSessionLoop, clip
+from chargepoint.csms.session import (
+    CSMS_FRAME,
+    CsmsCallError,
+    CsmsSessionLoop,
+    clip,
+    library_logger,
+    limit_frame_lines,
+    message_id_of,
+)
 from chargepoint.csms.update_messages import (
     UPDATE_KINDS,
     firmware_trigger,
@@ -71,6 +80,19 @@ def redacted(action: str, payload: Any) -> str:
     return clip(json.dumps(payload))
 
 
+_VALUE = re.compile(r"""(['"]value['"]\s*:\s*)(['"])(?:\\.|(?!\2).)*\2""")
+
+
+def _redact_secrets(text: str) -> str:
+    """A library log line without the AuthorizationKey a ChangeConfiguration carried."""
+    return _VALUE.sub(r"\1'***'", text) if "authorizationkey" in text.lower() else text
+
+
+# The library's logger for this adapter's sessions (see CsmsFrameLog)
+_lib_log = library_logger("chargepoint.ocpp.library", _redact_secrets)
+limit_frame_lines(log)
+
+
 def _id_tag_info(raw: dict[str, Any] | None) -> IdTagInfo | None:
     if not raw:
         return None
@@ -91,11 +113,30 @@ class StationChargePoint(
     """The station's side of one websocket session (handlers for CSMS calls)."""
 
     def __init__(self, station_id: str, ws: ClientConnection, adapter: Ocpp16Adapter) -> None:
-        super().__init__(station_id, ws, response_timeout=adapter.config.csms.call_timeout)
+        super().__init__(
+            station_id, ws, response_timeout=adapter.config.csms.call_timeout, logger=_lib_log
+        )
         self.adapter = adapter
 
     async def route_message(self, raw_msg: str) -> None:
         """Answer frames that are not OCPP-J with a CALLERROR and keep the connection."""
+        try:
+            await self._route_message(raw_msg)
+        except RecursionError:
+            # json and the library recurse once per nesting level: a frame nested deeper
+            # than the stack allows is malformed, not the end of the connection
+            log.warning(
+                "bad frame from the CSMS (FormationViolation, nested too deeply): %.200s",
+                raw_msg,
+                extra=CSMS_FRAME,
+            )
+            self.adapter.security.events.record_soon(
+                SecurityEventType.INVALID_MESSAGES, "FormationViolation"
+            )
+            reply = [4, message_id_of(raw_msg), "FormationViolation", "nested too deeply", {}]
+            await self._send(json.dumps(reply))
+
+    async def _route_message(self, raw_msg: str) -> None:
         try:
             unpack(raw_msg)
         except OCPPError as exc:
@@ -109,7 +150,7 @@ class StationChargePoint(
                 ):
                     unique_id = str(parsed[1])
             code = _ERROR_CODE_16.get(exc.code, exc.code)
-            log.warning("bad frame from the CSMS (%s): %.200s", code, raw_msg)
+            log.warning("bad frame from the CSMS (%s): %.200s", code, raw_msg, extra=CSMS_FRAME)
             self.adapter.security.events.record_soon(SecurityEventType.INVALID_MESSAGES, code)
             reply = json.dumps([4, unique_id, code, str(exc.description or code), {}])
             await self._send(reply)
@@ -124,6 +165,11 @@ class StationChargePoint(
             if parsed_msg[2] not in _ACTIONS:
                 # OCPP-J 4.2.3: an action the receiver does not know is NotImplemented (the
                 # library says NotSupported, which is for known but unsupported actions)
+                log.warning(
+                    "%.100s from the CSMS answered with NotImplemented",
+                    parsed_msg[2],
+                    extra=CSMS_FRAME,
+                )
                 unknown = [4, parsed_msg[1], "NotImplemented", f"unknown {parsed_msg[2]}", {}]
                 await self._send(json.dumps(unknown))
                 return

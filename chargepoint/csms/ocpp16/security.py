@@ -27,9 +27,8 @@ import asyncio
 import logging
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any, Final, Protocol, TypeVar, cast
+from typing import Any, Final, Protocol
 
-from ocpp.routing import after, on
 from ocpp.v16 import call_result
 from ocpp.v16.enums import Action
 from websockets.asyncio.client import ClientConnection
@@ -37,22 +36,20 @@ from websockets.asyncio.client import ClientConnection
 from chargepoint.core.certificates import (
     NAMES_16,
     TYPES_16,
-    CertificateHashData,
     SigningParameters,
-    UnknownHashAlgorithm,
 )
 from chargepoint.core.diagnostics import LogUploads
 from chargepoint.core.security import StationSecurity
-from chargepoint.core.security_events import SecurityEventType
 from chargepoint.core.settings import SetResult, Settings
 from chargepoint.core.station import Station
+from chargepoint.csms.certificate_requests import delete_certificate, install_root
+from chargepoint.csms.routing import after, on
 from chargepoint.csms.secured_link import csr_sender
 from chargepoint.csms.update_messages import log_trigger
 from chargepoint.store import AsyncStore
 
 log = logging.getLogger("chargepoint.ocpp")
 
-_F = TypeVar("_F", bound=Callable[..., Any])
 SETTING_PREFIX: Final = "ocpp16.security."
 RECONNECT_KEYS: Final = frozenset({"SecurityProfile", "AuthorizationKey"})
 CPO_NAME_MAX: Final = 64
@@ -68,14 +65,6 @@ EXTENDED_TRIGGERS: Final = frozenset(
         "SignChargePointCertificate",
     }
 )
-
-
-def _on(action: str) -> Callable[[_F], _F]:
-    return cast(Callable[[_F], _F], on(action))
-
-
-def _after(action: str) -> Callable[[_F], _F]:
-    return cast(Callable[[_F], _F], after(action))
 
 
 class _Adapter(Protocol):
@@ -243,25 +232,20 @@ class SecurityHandlers16:
         adapter: _Adapter = self.adapter  # type: ignore[attr-defined]
         return adapter
 
-    @_on(Action.install_certificate)
+    @on(Action.install_certificate)
     async def on_install_certificate(
         self, certificate_type: str, certificate: str, **_: Any
     ) -> call_result.InstallCertificate:
-        security = self._security_adapter.security
         kind = TYPES_16[certificate_type]
-        outcome = await asyncio.to_thread(security.certificates.install_root, kind, certificate)
-        if outcome.accepted:
-            await security.events.record(
-                SecurityEventType.RECONFIGURATION_OF_SECURITY_PARAMETERS,
-                f"{certificate_type} installed",
-            )
-        else:
+        security = self._security_adapter.security
+        outcome = await install_root(security, kind, certificate_type, certificate)
+        if not outcome.accepted:
             log.warning(
                 "InstallCertificate %s: %s (%s)", certificate_type, outcome.status, outcome.reason
             )
         return call_result.InstallCertificate(status=outcome.status.value)
 
-    @_on(Action.get_installed_certificate_ids)
+    @on(Action.get_installed_certificate_ids)
     async def on_get_installed_certificate_ids(
         self, certificate_type: str, **_: Any
     ) -> call_result.GetInstalledCertificateIds:
@@ -273,24 +257,16 @@ class SecurityHandlers16:
             status="Accepted", certificate_hash_data=[data.wire() for _, data in found]
         )
 
-    @_on(Action.delete_certificate)
+    @on(Action.delete_certificate)
     async def on_delete_certificate(
         self, certificate_hash_data: dict[str, Any], **_: Any
     ) -> call_result.DeleteCertificate:
-        security = self._security_adapter.security
-        try:
-            wanted = CertificateHashData.from_wire(certificate_hash_data)
-        except (UnknownHashAlgorithm, KeyError):
-            return call_result.DeleteCertificate(status="NotFound")
-        keep = await asyncio.to_thread(security.connection.uses_last_csms_root)
-        outcome = await asyncio.to_thread(
-            security.certificates.delete, wanted, keep_last_csms_root=keep
-        )
+        outcome = await delete_certificate(self._security_adapter.security, certificate_hash_data)
         if outcome.reason and outcome.status.value != "Accepted":
             log.warning("DeleteCertificate: %s (%s)", outcome.status, outcome.reason)
         return call_result.DeleteCertificate(status=outcome.status.value)
 
-    @_on(Action.certificate_signed)
+    @on(Action.certificate_signed)
     async def on_certificate_signed(
         self, certificate_chain: str, **_: Any
     ) -> call_result.CertificateSigned:
@@ -299,7 +275,7 @@ class SecurityHandlers16:
         )
         return call_result.CertificateSigned(status="Accepted" if outcome.accepted else "Rejected")
 
-    @_on(Action.extended_trigger_message)
+    @on(Action.extended_trigger_message)
     def on_extended_trigger_message(
         self, requested_message: str, connector_id: int | None = None, **_: Any
     ) -> call_result.ExtendedTriggerMessage:
@@ -312,7 +288,7 @@ class SecurityHandlers16:
             return call_result.ExtendedTriggerMessage(status="Rejected")
         return call_result.ExtendedTriggerMessage(status="Accepted")
 
-    @_after(Action.extended_trigger_message)
+    @after(Action.extended_trigger_message)
     def after_extended_trigger_message(
         self, requested_message: str, connector_id: int | None = None, **_: Any
     ) -> None:
@@ -332,7 +308,7 @@ class SecurityHandlers16:
         else:
             adapter.start_triggered(requested_message, connector_id or None)
 
-    @_after(Action.change_configuration)
+    @after(Action.change_configuration)
     def after_change_configuration_security(self, key: str, value: str, **_: Any) -> None:
         adapter = self._security_adapter
         if key in RECONNECT_KEYS and adapter.security.connection.take_reconnect():

@@ -18,25 +18,19 @@ The statuses travel through the durable outbox (chargepoint.csms.update_messages
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from typing import Any, Protocol, TypeVar, cast
+from typing import Any, Protocol
 
 from ocpp.exceptions import NotSupportedError
-from ocpp.routing import on
 from ocpp.v16 import call_result
 from ocpp.v16.enums import Action
 
 from chargepoint.config import StationConfig
-from chargepoint.core.diagnostics import LogRequest, LogType, LogUploads
+from chargepoint.core.diagnostics import LogRequest, LogUploads
 from chargepoint.core.firmware import FirmwareRequest, FirmwareUpdates
+from chargepoint.csms.routing import on
+from chargepoint.csms.update_messages import firmware_request, request_log
 
 logger = logging.getLogger("chargepoint.ocpp")
-
-_F = TypeVar("_F", bound=Callable[..., Any])
-
-
-def _on(action: str) -> Callable[[_F], _F]:
-    return cast(Callable[[_F], _F], on(action))
 
 
 class _Adapter(Protocol):
@@ -53,7 +47,7 @@ class UpdateHandlers16:
         adapter: _Adapter = self.adapter  # type: ignore[attr-defined]
         return adapter
 
-    @_on(Action.update_firmware)
+    @on(Action.update_firmware)
     async def on_update_firmware(
         self,
         location: str,
@@ -84,7 +78,7 @@ class UpdateHandlers16:
             logger.warning("UpdateFirmware ignored: the running update is installing")
         return call_result.UpdateFirmware()
 
-    @_on(Action.signed_update_firmware)
+    @on(Action.signed_update_firmware)
     async def on_signed_update_firmware(
         self,
         request_id: int,
@@ -97,21 +91,11 @@ class UpdateHandlers16:
         if updates is None:
             return call_result.SignedUpdateFirmware(status="Rejected")
         answer = await updates.request(
-            FirmwareRequest(
-                location=firmware["location"],
-                retrieve_at=firmware["retrieve_date_time"],
-                install_at=firmware.get("install_date_time"),
-                signing_certificate=firmware.get("signing_certificate"),
-                signature=firmware.get("signature"),
-                request_id=request_id,
-                retries=retries,
-                retry_interval=retry_interval,
-                signed=True,
-            )
+            firmware_request(firmware, request_id, retries, retry_interval, signed=True)
         )
         return call_result.SignedUpdateFirmware(status=answer.value)
 
-    @_on(Action.get_diagnostics)
+    @on(Action.get_diagnostics)
     async def on_get_diagnostics(
         self,
         location: str,
@@ -136,7 +120,7 @@ class UpdateHandlers16:
         )
         return call_result.GetDiagnostics(file_name=name)
 
-    @_on(Action.get_log)
+    @on(Action.get_log)
     async def on_get_log(
         self,
         log: dict[str, Any],
@@ -146,23 +130,10 @@ class UpdateHandlers16:
         retry_interval: int | None = None,
         **_: Any,
     ) -> call_result.GetLog:
-        logs = self._updates_adapter.logs
-        if logs is None:
-            return call_result.GetLog(status="Rejected")
-        cancelled, name = await logs.request(
-            LogRequest(
-                location=log["remote_location"],
-                log_type=LogType(log_type),
-                request_id=request_id,
-                oldest=log.get("oldest_timestamp"),
-                latest=log.get("latest_timestamp"),
-                retries=retries,
-                retry_interval=retry_interval,
-            )
+        status, name = await request_log(
+            self._updates_adapter.logs, log, log_type, request_id, retries, retry_interval
         )
-        return call_result.GetLog(
-            status="AcceptedCanceled" if cancelled else "Accepted", filename=name
-        )
+        return call_result.GetLog(status=status, filename=name)
 
 
 __all__ = ["UpdateHandlers16"]

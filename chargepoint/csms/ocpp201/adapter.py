@@ -67,7 +67,15 @@ from chargepoint.csms.ocpp201.smart_charging import (
 )
 from chargepoint.csms.ocpp201.updates import UpdateHandlers201
 from chargepoint.csms.secured_link import OUTBOX_KIND, open_secured, security_event_message
-from chargepoint.csms.session import CsmsCallError, CsmsSessionLoop, clip
+from chargepoint.csms.session import (
+    CSMS_FRAME,
+    CsmsCallError,
+    CsmsSessionLoop,
+    clip,
+    library_logger,
+    limit_frame_lines,
+    message_id_of,
+)
 from chargepoint.csms.update_messages import (
     UPDATE_KINDS,
     firmware_trigger,
@@ -113,33 +121,16 @@ def redacted(action: str, payload: Any) -> str:
 _ATTRIBUTE_VALUE = re.compile(r"""(['"]attribute_?[vV]alue['"]\s*:\s*)(['"])(?:\\.|(?!\2).)*\2""")
 
 
-class _RedactSecrets(logging.Filter):
-    """The library logs a whole request when handling it fails: keep passwords out, and
-    log an expected CALLERROR (schema violation, too many items) without a traceback."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        with contextlib.suppress(Exception):
-            text = record.getMessage()
-            error = record.exc_info[1] if record.exc_info else None
-            if isinstance(error, OCPPError):
-                # a request answered with a CALLERROR on purpose: no traceback needed
-                text = f"{text} (answered with {error.code}: {error.description})"
-                record.exc_info = None
-                record.exc_text = None
-                record.levelno, record.levelname = logging.WARNING, "WARNING"
-            if "basicauthpassword" in text.lower():
-                text = _ATTRIBUTE_VALUE.sub(r"\1'***'", text)
-                record.exc_info = None
-                record.exc_text = None
-            record.msg, record.args = text, ()
-        return True
+def _redact_secrets(text: str) -> str:
+    """A library log line without the BasicAuthPassword a SetVariables carried."""
+    if "basicauthpassword" in text.lower():
+        return _ATTRIBUTE_VALUE.sub(r"\1'***'", text)
+    return text
 
 
-# The library's own logger for this adapter's sessions: warnings and errors only (every frame
-# is logged by the adapter itself), secrets redacted.
-_lib_log = logging.getLogger("chargepoint.csms.ocpp201.library")
-_lib_log.setLevel(logging.WARNING)
-_lib_log.addFilter(_RedactSecrets())
+# The library's logger for this adapter's sessions (see CsmsFrameLog)
+_lib_log = library_logger("chargepoint.csms.ocpp201.library", _redact_secrets)
+limit_frame_lines(log)
 
 
 def _id_tag_info(raw: Any) -> IdTagInfo | None:
@@ -205,10 +196,26 @@ class StationChargePoint(
         CALLERROR and keep the connection."""
         text = raw_msg if isinstance(raw_msg, str) else raw_msg.decode("utf-8", "replace")
         try:
+            await self._route_message(text)
+        except RecursionError:
+            # json and the library recurse once per nesting level: a frame nested deeper
+            # than the stack allows is malformed, not the end of the connection
+            log.warning(
+                "bad frame from the CSMS (FormatViolation, nested too deeply): %.200s",
+                text,
+                extra=CSMS_FRAME,
+            )
+            self.adapter.security.events.record_soon(
+                SecurityEventType.INVALID_MESSAGES, "FormatViolation"
+            )
+            await self._reply_error(message_id_of(text), "FormatViolation", "nested too deeply")
+
+    async def _route_message(self, text: str) -> None:
+        try:
             msg = unpack(text)
         except OCPPError as exc:
             unique_id, code = _frame_error(text)
-            log.warning("bad frame from the CSMS (%s): %.200s", code, text)
+            log.warning("bad frame from the CSMS (%s): %.200s", code, text, extra=CSMS_FRAME)
             self.adapter.security.events.record_soon(SecurityEventType.INVALID_MESSAGES, code)
             await self._reply_error(unique_id, code, str(exc.details.get("cause") or code))
             return
@@ -217,7 +224,9 @@ class StationChargePoint(
             return
         action = msg.action
         if not isinstance(action, str) or not isinstance(msg.unique_id, str):
-            log.warning("bad frame from the CSMS (RpcFrameworkError): %.200s", text)
+            log.warning(
+                "bad frame from the CSMS (RpcFrameworkError): %.200s", text, extra=CSMS_FRAME
+            )
             await self._reply_error(
                 _message_id(msg.unique_id),
                 "RpcFrameworkError",
@@ -234,7 +243,7 @@ class StationChargePoint(
                 code, text_ = "NotSupported", f"{action} is not supported by this station"
             else:
                 code, text_ = "NotImplemented", f"{action} is not an OCPP 2.0.1 action"
-            log.warning("%s from the CSMS answered with %s", action, code)
+            log.warning("%s from the CSMS answered with %s", action, code, extra=CSMS_FRAME)
             await self._reply_error(msg.unique_id, code, text_)
             return
         await super().route_message(text)

@@ -26,39 +26,32 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Final, Protocol, TypeVar, cast
+from typing import Any, Final, Protocol
 
-from ocpp.routing import on
 from ocpp.v201 import call_result
 from ocpp.v201.enums import Action
 
 from chargepoint.core.certificates import (
     TYPES_201,
-    CertificateHashData,
     CertificateType,
     SigningParameters,
-    UnknownHashAlgorithm,
 )
 from chargepoint.core.connection_profiles import NetworkProfile
 from chargepoint.core.csms_password import PasswordFile
 from chargepoint.core.security import StationSecurity
-from chargepoint.core.security_events import SecurityEventType
 from chargepoint.core.station import Station
+from chargepoint.csms.certificate_requests import delete_certificate, install_root
 from chargepoint.csms.ocpp201.device_model import DeviceModel
 from chargepoint.csms.ocpp201.device_values import R_INVALID_VALUE, R_MISSING_INFO, Rejection
+from chargepoint.csms.routing import on
 from chargepoint.csms.secured_link import csr_sender
 
 log = logging.getLogger("chargepoint.csms.ocpp201")
 
-_F = TypeVar("_F", bound=Callable[..., Any])
 ADDITIONAL_INFO_MAX: Final = 512
 REASON_CODE_MAX: Final = 20
 SUPPORTED_OCPP_VERSION: Final = "OCPP20"  # OCPPVersionEnumType: 2.0 and 2.0.1
 SUPPORTED_TRANSPORT: Final = "JSON"
-
-
-def _on(action: str) -> Callable[[_F], _F]:
-    return cast(Callable[[_F], _F], on(action))
 
 
 class _Adapter(Protocol):
@@ -168,18 +161,14 @@ class SecurityHandlers201:
         adapter: _Adapter = self.adapter  # type: ignore[attr-defined]
         return adapter
 
-    @_on(Action.install_certificate)
+    @on(Action.install_certificate)
     async def on_install_certificate(
         self, certificate_type: str, certificate: str, **_: Any
     ) -> call_result.InstallCertificate:
-        security = self._security_adapter.security
         kind = TYPES_201[certificate_type]
-        outcome = await asyncio.to_thread(security.certificates.install_root, kind, certificate)
+        security = self._security_adapter.security
+        outcome = await install_root(security, kind, certificate_type, certificate)
         if outcome.accepted:
-            await security.events.record(
-                SecurityEventType.RECONFIGURATION_OF_SECURITY_PARAMETERS,
-                f"{certificate_type} installed",
-            )
             return call_result.InstallCertificate(status="Accepted")
         log.warning(
             "InstallCertificate %s: %s (%s)", certificate_type, outcome.status, outcome.reason
@@ -189,7 +178,7 @@ class SecurityHandlers201:
             status=outcome.status.value, status_info=status_info(code, outcome.reason)
         )
 
-    @_on(Action.get_installed_certificate_ids)
+    @on(Action.get_installed_certificate_ids)
     async def on_get_installed_certificate_ids(
         self, certificate_type: list[str] | None = None, **_: Any
     ) -> call_result.GetInstalledCertificateIds:
@@ -205,19 +194,11 @@ class SecurityHandlers201:
             ],
         )
 
-    @_on(Action.delete_certificate)
+    @on(Action.delete_certificate)
     async def on_delete_certificate(
         self, certificate_hash_data: dict[str, Any], **_: Any
     ) -> call_result.DeleteCertificate:
-        security = self._security_adapter.security
-        try:
-            wanted = CertificateHashData.from_wire(certificate_hash_data)
-        except (UnknownHashAlgorithm, KeyError):
-            return call_result.DeleteCertificate(status="NotFound")
-        keep = await asyncio.to_thread(security.connection.uses_last_csms_root)
-        outcome = await asyncio.to_thread(
-            security.certificates.delete, wanted, keep_last_csms_root=keep
-        )
+        outcome = await delete_certificate(self._security_adapter.security, certificate_hash_data)
         if outcome.status.value == "Failed":
             log.warning("DeleteCertificate: Failed (%s)", outcome.reason)
             return call_result.DeleteCertificate(
@@ -225,7 +206,7 @@ class SecurityHandlers201:
             )
         return call_result.DeleteCertificate(status=outcome.status.value)
 
-    @_on(Action.certificate_signed)
+    @on(Action.certificate_signed)
     async def on_certificate_signed(
         self, certificate_chain: str, certificate_type: str | None = None, **_: Any
     ) -> call_result.CertificateSigned:
@@ -242,7 +223,7 @@ class SecurityHandlers201:
             status="Rejected", status_info=status_info("InvalidCertificate", outcome.reason)
         )
 
-    @_on(Action.set_network_profile)
+    @on(Action.set_network_profile)
     async def on_set_network_profile(
         self, configuration_slot: int, connection_data: dict[str, Any], **_: Any
     ) -> call_result.SetNetworkProfile:

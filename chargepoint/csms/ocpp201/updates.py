@@ -14,24 +14,18 @@ core (chargepoint.core.firmware, chargepoint.core.diagnostics):
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from typing import Any, Protocol, TypeVar, cast
+from typing import Any, Protocol
 
-from ocpp.routing import on
 from ocpp.v201 import call_result
 from ocpp.v201.enums import Action
 
 from chargepoint.config import StationConfig
-from chargepoint.core.diagnostics import LogRequest, LogType, LogUploads
-from chargepoint.core.firmware import FirmwareRequest, FirmwareUpdates
+from chargepoint.core.diagnostics import LogUploads
+from chargepoint.core.firmware import FirmwareUpdates
+from chargepoint.csms.routing import on
+from chargepoint.csms.update_messages import firmware_request, request_log
 
 logger = logging.getLogger("chargepoint.ocpp")
-
-_F = TypeVar("_F", bound=Callable[..., Any])
-
-
-def _on(action: str) -> Callable[[_F], _F]:
-    return cast(Callable[[_F], _F], on(action))
 
 
 class _Adapter(Protocol):
@@ -48,7 +42,7 @@ class UpdateHandlers201:
         adapter: _Adapter = self.adapter  # type: ignore[attr-defined]
         return adapter
 
-    @_on(Action.update_firmware)
+    @on(Action.update_firmware)
     async def on_update_firmware(
         self,
         request_id: int,
@@ -71,21 +65,11 @@ class UpdateHandlers201:
                 status_info={"reason_code": "NoSignature"},
             )
         answer = await updates.request(
-            FirmwareRequest(
-                location=firmware["location"],
-                retrieve_at=firmware["retrieve_date_time"],
-                install_at=firmware.get("install_date_time"),
-                signing_certificate=firmware.get("signing_certificate"),
-                signature=firmware.get("signature"),
-                request_id=request_id,
-                retries=retries,
-                retry_interval=retry_interval,
-                signed=signed,
-            )
+            firmware_request(firmware, request_id, retries, retry_interval, signed=signed)
         )
         return call_result.UpdateFirmware(status=answer.value)
 
-    @_on(Action.get_log)
+    @on(Action.get_log)
     async def on_get_log(
         self,
         log: dict[str, Any],
@@ -95,23 +79,10 @@ class UpdateHandlers201:
         retry_interval: int | None = None,
         **_: Any,
     ) -> call_result.GetLog:
-        logs = self._updates_adapter.logs
-        if logs is None:
-            return call_result.GetLog(status="Rejected")
-        cancelled, name = await logs.request(
-            LogRequest(
-                location=log["remote_location"],
-                log_type=LogType(log_type),
-                request_id=request_id,
-                oldest=log.get("oldest_timestamp"),
-                latest=log.get("latest_timestamp"),
-                retries=retries,
-                retry_interval=retry_interval,
-            )
+        status, name = await request_log(
+            self._updates_adapter.logs, log, log_type, request_id, retries, retry_interval
         )
-        return call_result.GetLog(
-            status="AcceptedCanceled" if cancelled else "Accepted", filename=name
-        )
+        return call_result.GetLog(status=status, filename=name)
 
 
 __all__ = ["UpdateHandlers201"]
