@@ -30,15 +30,18 @@ from chargepoint.core.charging.profiles import (
     Kind,
     Purpose,
     RateUnit,
-    Recurrency,
-    Schedule,
-    SchedulePeriod,
     format_time,
-    parse_time,
 )
 from chargepoint.core.charging.validation import ProfileRejected
 from chargepoint.core.settings import Settings
 from chargepoint.core.station import Station
+from chargepoint.csms.profile_wire import (
+    field,
+    recurrency_of,
+    refusal_reason,
+    schedule_from_wire,
+    wire_time,
+)
 from chargepoint.csms.routing import on
 
 log = logging.getLogger("chargepoint.ocpp")
@@ -60,65 +63,31 @@ class _Adapter(Protocol):
     def local_id_for(self, csms_transaction_id: int) -> int | None: ...
 
 
-def _get(data: dict[str, Any], snake: str, camel: str) -> Any:
-    """A field as the library hands it over (snake_case) or as on the wire (camelCase)."""
-    return data[snake] if snake in data else data.get(camel)
-
-
-def _time(value: Any, name: str) -> Any:
-    if value is None:
-        return None
-    try:
-        return parse_time(str(value))
-    except ValueError:
-        raise ProfileRejected(f"{name} {value!r} is not a date-time") from None
-
-
 def profile_from_16(
     raw: dict[str, Any], connector_id: int, local_id_for: Callable[[int], int | None]
 ) -> ChargingProfile:
     """csChargingProfiles (ChargingProfile) -> the core's profile; ProfileRejected when it
     names what the station does not know (a transaction, a date)."""
-    schedule = _get(raw, "charging_schedule", "chargingSchedule") or {}
-    periods = _get(schedule, "charging_schedule_period", "chargingSchedulePeriod") or []
-    purpose = PURPOSE_16[str(_get(raw, "charging_profile_purpose", "chargingProfilePurpose"))]
-    kind = Kind(str(_get(raw, "charging_profile_kind", "chargingProfileKind")))
-    recurrency = _get(raw, "recurrency_kind", "recurrencyKind")
+    schedule = field(raw, "charging_schedule", "chargingSchedule") or {}
+    purpose = PURPOSE_16[str(field(raw, "charging_profile_purpose", "chargingProfilePurpose"))]
+    kind = Kind(str(field(raw, "charging_profile_kind", "chargingProfileKind")))
     transaction = None
-    csms_tx = _get(raw, "transaction_id", "transactionId")
+    csms_tx = field(raw, "transaction_id", "transactionId")
     if csms_tx is not None:
         transaction = local_id_for(int(csms_tx))
         if transaction is None:
             raise ProfileRejected(f"transactionId {csms_tx} is not a transaction of this station")
-    duration = schedule.get("duration")
-    min_rate = _get(schedule, "min_charging_rate", "minChargingRate")
     return ChargingProfile(
-        profile_id=int(_get(raw, "charging_profile_id", "chargingProfileId")),
+        profile_id=int(field(raw, "charging_profile_id", "chargingProfileId")),
         connector_id=connector_id,
         purpose=purpose,
-        stack_level=int(_get(raw, "stack_level", "stackLevel")),
+        stack_level=int(field(raw, "stack_level", "stackLevel")),
         kind=kind,
-        recurrency=Recurrency(recurrency) if recurrency and kind is Kind.RECURRING else None,
-        valid_from=_time(_get(raw, "valid_from", "validFrom"), "validFrom"),
-        valid_to=_time(_get(raw, "valid_to", "validTo"), "validTo"),
+        recurrency=recurrency_of(raw, kind),
+        valid_from=wire_time(field(raw, "valid_from", "validFrom"), "validFrom"),
+        valid_to=wire_time(field(raw, "valid_to", "validTo"), "validTo"),
         transaction=transaction,
-        schedule=Schedule(
-            unit=RateUnit(str(_get(schedule, "charging_rate_unit", "chargingRateUnit"))),
-            periods=tuple(
-                SchedulePeriod(
-                    int(_get(p, "start_period", "startPeriod")),
-                    float(p["limit"]),
-                    _get(p, "number_phases", "numberPhases"),
-                )
-                for p in periods
-            ),
-            # a Relative schedule runs from the start of charging, whatever it says
-            start=None
-            if kind is Kind.RELATIVE
-            else _time(_get(schedule, "start_schedule", "startSchedule"), "startSchedule"),
-            duration=int(duration) if duration is not None else None,
-            min_rate=float(min_rate) if min_rate is not None else None,
-        ),
+        schedule=schedule_from_wire(schedule, kind),
     )
 
 
@@ -132,17 +101,9 @@ def remote_start_profile(adapter: _Adapter, raw: Any) -> ChargingProfile | None:
             raise ProfileRejected("the profile of a remote start must be a TxProfile")
         adapter.station.charging.check(profile, strict=False, for_start=True)
     except (ProfileRejected, KeyError, ValueError, TypeError) as exc:
-        log.warning("RemoteStartTransaction rejected: chargingProfile %s", _reason(exc))
+        log.warning("RemoteStartTransaction rejected: chargingProfile %s", refusal_reason(exc))
         return None
     return profile
-
-
-def _reason(exc: Exception) -> str:
-    if isinstance(exc, ProfileRejected):
-        return str(exc)
-    if isinstance(exc, KeyError):
-        return f"lacks {exc}"
-    return f"is malformed: {exc}"
 
 
 def attach_smart_charging(adapter: _Adapter) -> None:
@@ -179,7 +140,7 @@ class SmartChargingHandlers16:
             log.warning(
                 "SetChargingProfile on connector %d rejected: the profile %s",
                 connector_id,
-                _reason(exc),
+                refusal_reason(exc),
             )
             return call_result.SetChargingProfile(status="Rejected")
         log.info("SetChargingProfile: %s accepted", installed.describe())

@@ -38,16 +38,19 @@ from chargepoint.core.charging.profiles import (
     LimitSource,
     Purpose,
     RateUnit,
-    Recurrency,
-    Schedule,
-    SchedulePeriod,
     format_time,
-    parse_time,
 )
 from chargepoint.core.charging.validation import ProfileRejected
 from chargepoint.core.station import Station
 from chargepoint.csms.ocpp201 import messages as m
 from chargepoint.csms.ocpp201.device_model import DeviceModel
+from chargepoint.csms.profile_wire import (
+    field,
+    recurrency_of,
+    refusal_reason,
+    schedule_from_wire,
+    wire_time,
+)
 from chargepoint.csms.routing import on
 
 log = logging.getLogger("chargepoint.csms.ocpp201")
@@ -70,64 +73,35 @@ class _Adapter(Protocol):
     def _requested(self, items: Sequence[tuple[str, dict[str, Any]]]) -> None: ...
 
 
-def _get(data: dict[str, Any], snake: str, camel: str) -> Any:
-    return data[snake] if snake in data else data.get(camel)
-
-
-def _time(value: Any, name: str) -> Any:
-    if value is None:
-        return None
-    try:
-        return parse_time(str(value))
-    except ValueError:
-        raise ProfileRejected(f"{name} {value!r} is not a date-time") from None
-
-
 def profile_from_201(raw: dict[str, Any], evse_id: int, station_id: str) -> ChargingProfile:
     """ChargingProfileType -> the core's profile (ProfileRejected: not one this station
     can take)."""
-    schedules = _get(raw, "charging_schedule", "chargingSchedule") or []
+    schedules = field(raw, "charging_schedule", "chargingSchedule") or []
     if len(schedules) != 1:
         raise ProfileRejected(
             f"{len(schedules)} chargingSchedules; this station takes exactly one "
             "(several are ISO 15118 schedule offers)"
         )
     schedule = schedules[0]
-    kind = Kind(str(_get(raw, "charging_profile_kind", "chargingProfileKind")))
-    recurrency = _get(raw, "recurrency_kind", "recurrencyKind")
-    tid = _get(raw, "transaction_id", "transactionId")
+    kind = Kind(str(field(raw, "charging_profile_kind", "chargingProfileKind")))
+    tid = field(raw, "transaction_id", "transactionId")
     transaction = None
     if tid is not None:
         transaction = m.local_id_of(str(tid), station_id)
         if transaction is None:
             raise ProfileRejected(f"transactionId {tid} is not a transaction of this station")
-    periods = _get(schedule, "charging_schedule_period", "chargingSchedulePeriod") or []
-    duration = schedule.get("duration")
-    min_rate = _get(schedule, "min_charging_rate", "minChargingRate")
     return ChargingProfile(
         profile_id=int(raw["id"]),
         connector_id=evse_id,
-        purpose=Purpose(str(_get(raw, "charging_profile_purpose", "chargingProfilePurpose"))),
-        stack_level=int(_get(raw, "stack_level", "stackLevel")),
+        purpose=Purpose(str(field(raw, "charging_profile_purpose", "chargingProfilePurpose"))),
+        stack_level=int(field(raw, "stack_level", "stackLevel")),
         kind=kind,
-        recurrency=Recurrency(recurrency) if recurrency and kind is Kind.RECURRING else None,
-        valid_from=_time(_get(raw, "valid_from", "validFrom"), "validFrom"),
-        valid_to=_time(_get(raw, "valid_to", "validTo"), "validTo"),
+        recurrency=recurrency_of(raw, kind),
+        valid_from=wire_time(field(raw, "valid_from", "validFrom"), "validFrom"),
+        valid_to=wire_time(field(raw, "valid_to", "validTo"), "validTo"),
         transaction=transaction,
-        schedule=Schedule(
-            unit=RateUnit(str(_get(schedule, "charging_rate_unit", "chargingRateUnit"))),
-            periods=tuple(
-                SchedulePeriod(
-                    int(_get(p, "start_period", "startPeriod")),
-                    float(p["limit"]),
-                    _get(p, "number_phases", "numberPhases"),
-                )
-                for p in periods
-            ),
-            start=_time(_get(schedule, "start_schedule", "startSchedule"), "startSchedule"),
-            duration=int(duration) if duration is not None else None,
-            min_rate=float(min_rate) if min_rate is not None else None,
-            schedule_id=int(schedule.get("id", 0)),
+        schedule=schedule_from_wire(
+            schedule, kind, schedule_id=int(schedule.get("id", 0)), relative_ignores_start=False
         ),
     )
 
@@ -185,33 +159,25 @@ def remote_start_profile(
             raise ProfileRejected("the profile of a remote start must be a TxProfile")
         adapter.station.charging.check(profile, strict=True, for_start=True)
     except (ProfileRejected, KeyError, ValueError, TypeError) as exc:
-        log.warning("RequestStartTransaction rejected: chargingProfile %s", _reason(exc))
+        log.warning("RequestStartTransaction rejected: chargingProfile %s", refusal_reason(exc))
         return None
     return profile
-
-
-def _reason(exc: Exception) -> str:
-    if isinstance(exc, ProfileRejected):
-        return str(exc)
-    if isinstance(exc, KeyError):
-        return f"lacks {exc}"
-    return f"is malformed: {exc}"
 
 
 def _matches(p: ChargingProfile, criterion: dict[str, Any], evse_id: int | None) -> bool:
     """GetChargingProfiles: every criterion given must hold (K09)."""
     if evse_id is not None and p.connector_id != evse_id:
         return False
-    purpose = _get(criterion, "charging_profile_purpose", "chargingProfilePurpose")
+    purpose = field(criterion, "charging_profile_purpose", "chargingProfilePurpose")
     if purpose is not None and p.purpose.value != purpose:
         return False
-    stack_level = _get(criterion, "stack_level", "stackLevel")
+    stack_level = field(criterion, "stack_level", "stackLevel")
     if stack_level is not None and p.stack_level != stack_level:
         return False
-    ids = _get(criterion, "charging_profile_id", "chargingProfileId")
+    ids = field(criterion, "charging_profile_id", "chargingProfileId")
     if ids and p.profile_id not in ids:
         return False
-    sources = _get(criterion, "charging_limit_source", "chargingLimitSource")
+    sources = field(criterion, "charging_limit_source", "chargingLimitSource")
     return not sources or p.source.value in sources
 
 
@@ -263,7 +229,7 @@ class SmartChargingHandlers201:
             profile = profile_from_201(charging_profile, evse_id, adapter.config.station.id)
             installed = await adapter.station.charging.set_profile(profile, strict=True)
         except (ProfileRejected, KeyError, ValueError, TypeError) as exc:
-            reason = _reason(exc)
+            reason = refusal_reason(exc)
             log.warning("SetChargingProfile on EVSE %d rejected: the profile %s", evse_id, reason)
             return call_result.SetChargingProfile(
                 status="Rejected",
@@ -323,13 +289,13 @@ class SmartChargingHandlers201:
         **_: Any,
     ) -> call_result.ClearChargingProfile:
         criteria = charging_profile_criteria or {}
-        purpose = _get(criteria, "charging_profile_purpose", "chargingProfilePurpose")
+        purpose = field(criteria, "charging_profile_purpose", "chargingProfilePurpose")
         gone = await self._charging_adapter.station.charging.clear(
             ClearCriteria(
                 profile_id=charging_profile_id,
-                connector_id=_get(criteria, "evse_id", "evseId"),
+                connector_id=field(criteria, "evse_id", "evseId"),
                 purpose=Purpose(purpose) if purpose else None,
-                stack_level=_get(criteria, "stack_level", "stackLevel"),
+                stack_level=field(criteria, "stack_level", "stackLevel"),
                 sources=frozenset({LimitSource.CSO}),
             )
         )
