@@ -6,6 +6,7 @@ runs, each as its own process:
 - `chargepoint transactions export --format safe-xml` (every session's proof is checked and
   kept on the way), its time and peak RSS;
 - `chargepoint transactions export --format csv`, its time and peak RSS;
+- `chargepoint transactions list` (one line a session, proofs checked), its time and peak RSS;
 - `chargepoint verify FILE.xml --public-key KEY` on that export: records per second and peak RSS.
 
 Usage: python benchmarks/verify.py [--sessions 100000]
@@ -188,6 +189,12 @@ def main(sessions: int) -> None:
     )
     print(
         f"export csv (proofs already kept): {seconds:.1f} s, {sessions / seconds:.0f} sessions/s, "
+        f"peak RSS {rss:.1f} MiB"
+    )
+    seconds, rss, out = timed(["transactions", "list", "--config", str(config)])
+    lines = out.count("\n")
+    print(
+        f"transactions list: {lines} lines, {seconds:.1f} s, {sessions / seconds:.0f} sessions/s, "
         f"peak RSS {rss:.1f} MiB"
     )
     seconds, rss, out = timed(["verify", str(xml), "--public-key", key_hex])

@@ -1,6 +1,7 @@
 """What the CSMS received, audited: every started session ended exactly once, nothing delivered
 twice with different content, nothing missing, every ended session's signed Begin and End
-verify against its meter's key and pair (RCnt + 1). Problems are collected, not asserted, so
+verify against its meter's key and pair (RCnt + 1), counted as the share of billable sessions
+signed (`Audit.signed_percent`). Problems are collected, not asserted, so
 the fault benchmark can print figures and the tests can assert none."""
 
 from __future__ import annotations
@@ -22,7 +23,16 @@ class Audit:
     messages: int = 0  # transaction messages the CSMS accepted
     duplicates: int = 0  # the same message again (an answer lost on the way): allowed
     lost: int = 0  # a message that never arrived: must be 0
+    # a message again with other content, a session ended twice or under two ids: must be 0
+    duplicated: int = 0
+    billable: int = 0  # sessions the meter signed a Begin for
+    signed: int = 0  # of those: signed Begin and End that verify and pair
     problems: list[str] = field(default_factory=list)
+
+    @property
+    def signed_percent(self) -> float:
+        """Billable sessions with signed Begin and End values that verify, in per cent."""
+        return 100.0 * self.signed / self.billable if self.billable else 100.0
 
 
 def _check_pair(values: dict[str, dict[str, Any]], key_hex: str, what: str) -> str | None:
@@ -58,12 +68,15 @@ def _audit_201(view: View, keys: dict[int, str]) -> Audit:
         result.duplicates += len(events) - len(by_seq)
         for seq, contents in by_seq.items():
             if len(contents) > 1:
+                result.duplicated += 1
                 result.problems.append(f"{tid}: seqNo {seq} delivered with other content")
         missing = sorted(set(range(max(by_seq) + 1)) - set(by_seq))
         if missing:
             result.lost += len(missing)
             result.problems.append(f"{tid}: seqNo {missing} never arrived")
         started = entry["started"]
+        billable = any(signed_values_201(e) for e in events)
+        result.billable += billable
         if started is None:
             result.problems.append(f"{tid}: no Started")
             continue
@@ -75,11 +88,13 @@ def _audit_201(view: View, keys: dict[int, str]) -> Audit:
         result.ended += 1
         connector = int(started["evse"]["id"])
         values = signed_values_201(ended)
-        if not values and not any(signed_values_201(e) for e in events):
+        if not billable:
             continue  # closed before the meter signed anything: nothing was billed
         problem = _check_pair(values, keys[connector], tid)
         if problem:
             result.problems.append(problem)
+        else:
+            result.signed += 1
     return result
 
 
@@ -106,19 +121,24 @@ def _audit_16(view: View, keys: dict[int, str]) -> Audit:
     result.duplicates = len(starts) - len(by_content)
     for (connector, *_), ids in by_content.items():
         result.sessions += 1
+        result.billable += 1  # 1.6: StartTransaction goes out once the meter signed the Begin
         stopped = [i for i in ids if i in stops]
         if not stopped:
             result.lost += 1
             result.problems.append(f"session {ids}: never stopped")
             continue
         if len(stopped) > 1:
+            result.duplicated += 1
             result.problems.append(f"session {ids}: stopped under {len(stopped)} ids")
         received = stops[stopped[0]]
         result.duplicates += len(received) - 1
         if len({canonical(s.payload) for s in received}) != 1:
+            result.duplicated += 1
             result.problems.append(f"session {ids}: StopTransaction repeated with other content")
         result.ended += 1
         problem = _check_pair(signed_values(received[0].payload), keys[connector], str(ids))
         if problem:
             result.problems.append(problem)
+        else:
+            result.signed += 1
     return result

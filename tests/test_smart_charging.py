@@ -110,7 +110,7 @@ class EventStream:
 
     async def __aenter__(self) -> EventStream:
         reader, writer = await asyncio.open_unix_connection(str(self.path))
-        writer.write(b"GET /events HTTP/1.1\r\nHost: chargepoint\r\nContent-Length: 0\r\n\r\n")
+        writer.write(b"GET /events HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n")
         await writer.drain()
         head = await reader.readuntil(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 200") and b"application/x-ndjson" in head

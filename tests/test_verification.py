@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
+import re
 from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
 
-from meter.proof.keys import load_public_key
+from meter.proof.keys import load_public_key, public_der
+from meter.proof.ocmf import OcmfReading, OcmfRecord, parse_ocmf, parse_time
 from meter.proof.verification import verify_input
 from tests.real_vectors import bsm_public_key_hex, bsm_vectors, multivendor_vectors
 
@@ -159,3 +166,180 @@ def test_directory_is_not_verified(tmp_path: Path) -> None:
     outcome = verify_input(str(tmp_path), A_KEY)
     assert not outcome.ok
     assert outcome.lines[0].startswith("not verified: ")
+
+
+# A file of records is parsed by the ten thousand, on a path made fast for what meters write;
+# whatever else a record holds is read field by field and named as it always was.
+_PAYLOAD = '{"FV":"1.0","MS":"M1","PG":"T1","RD":[%s]}'
+_READING = '{"TM":"2024-01-02T03:04:05,000+0100 S","TX":"B","RV":1.5,"RU":"kWh","EF":"","ST":"G"}'
+_SIGNATURE = '{"SA":"ECDSA-secp256r1-SHA256","SD":"3006020101020101"}'
+
+
+def _with(old: str, new: str) -> str:
+    return f"OCMF|{_PAYLOAD % _READING.replace(old, new, 1)}|{_SIGNATURE}"
+
+
+@pytest.mark.parametrize(
+    ("record", "reason"),
+    [
+        (_with('"TX":"B","RV":1.5,', '"TX":5,'), "reading 1: TX is not a string"),
+        (_with('"TX":"B"', '"TX":"Q"'), "reading 1: TX 'Q' is not one of ABCELPRSTX"),
+        (_with('"RV":1.5', '"RV":true'), "reading 1: RV is a boolean, not a number"),
+        (_with('"RV":1.5', '"RV":null'), "reading 1: RV None is not a number"),
+        (_with('"RV":1.5', '"RV":1.5,"XV":"x"'), "reading 1: XV 'x' is not a number"),
+        (_with('"RV":1.5', '"RV":1.5,"XT":1.0'), "reading 1: XT is not an integer"),
+        (_with('"ST":"G"', '"ST":1'), "reading 1: ST is not a string"),
+        (_with('"RU":"kWh","EF":""', '"RU":["kWh"],"EF":0'), "reading 1: EF is not a string"),
+        (_with('"RU":"kWh"', '"XI":7'), "reading 1: XI is not a string"),
+        (
+            _with('"RV":1.5', '"RV":NaN'),
+            "payload is not valid JSON: NaN is not a valid JSON number",
+        ),
+        (
+            _with("+0100 S", "+2400 S"),
+            "reading 1: TM '2024-01-02T03:04:05,000+2400 S' is not a valid time: offset must be",
+        ),
+        (
+            _with("2024-01-02", "2024-02-30"),
+            "reading 1: TM '2024-02-30T03:04:05,000+0100 S' is not a valid time: day is out of",
+        ),
+        (
+            _with("01-02T03", "01-02T24"),
+            "reading 1: TM '2024-01-02T24:04:05,000+0100 S' is not a valid time: hour must be",
+        ),
+        (_with("+0100 S", "+0100 X"), "reading 1: TM '2024-01-02T03:04:05,000+0100 X' has unknown"),
+        (
+            _SIGNATURE.join(("OCMF|" + _PAYLOAD % _READING + "|", " x")),
+            "signature section is not valid JSON: Extra data",
+        ),
+        (
+            f"OCMF|{_PAYLOAD % _READING}|\ufeff{_SIGNATURE}",
+            "signature section is not valid JSON: Unexpected UTF-8 BOM",
+        ),
+        (
+            f'OCMF|{_PAYLOAD % _READING}|{{"SD":"3006","SA":null}}',
+            "signature field SA is not a string",
+        ),
+        (
+            f'OCMF|{_PAYLOAD % _READING}|{{"SD":"3006","SM":5}}',
+            "signature field SM is not a string",
+        ),
+        (
+            f'OCMF|{_PAYLOAD % _READING}|{{"SD":"3006",}}',
+            "signature section is not valid JSON: Expecting property name",
+        ),
+        (f'OCMF|{_PAYLOAD % _READING}|{{"SD":NaN}}', "signature data SD is not a non-empty string"),
+    ],
+)
+def test_a_field_of_the_wrong_kind_is_named(record: str, reason: str) -> None:
+    outcome = verify_input(record, A_KEY)
+    (line,) = outcome.lines
+    assert not outcome.ok
+    assert line.startswith(f"not verified: malformed record: {reason}"), line
+
+
+def _time_reference(text: str) -> tuple[datetime, str]:
+    """TM read step by step: date and clock, the fraction padded, the offset from its digits."""
+    match = re.fullmatch(
+        r"(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2}:\d{2})(?:[,.](\d{1,6}))?"
+        r"([+-])(\d{2}):?(\d{2}) ([A-Z])\n?",
+        text,
+    )
+    assert match is not None
+    date, clock, frac, sign, hours, minutes, flag = match.groups()
+    moment = datetime.fromisoformat(f"{date}T{clock}.{(frac or '0').ljust(6, '0')}")
+    offset = timedelta(hours=int(hours), minutes=int(minutes))
+    return moment.replace(tzinfo=timezone(-offset if sign == "-" else offset)), flag
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2024-01-02T03:04:05,000+0100 S",
+        "2024-01-02T03:04:05.1+01:00 U",
+        "2024-01-02T03:04:05+0000 R",
+        "2024-01-02T03:04:05,123456-0000 I",
+        "2024-12-31T23:59:59,999999+2359 S",
+        "2024-01-02T03:04:05,5-0130 S",
+        "2024-01-02T03:04:05,000+0575 S",  # 5 h 75 min, as timedelta adds them up
+        "2024-01-02T03:04:05,000+0\u0661\u0660\u0660 S",  # Arabic-Indic digits in the offset
+        "2024-01-02T03:04:05,000+0100 S\n",
+    ],
+)
+def test_a_meter_time_is_read_the_same_on_the_fast_path(text: str) -> None:
+    moment, flag = parse_time(text)
+    expected, expected_flag = _time_reference(text)
+    assert (moment, moment.utcoffset(), flag) == (expected, expected.utcoffset(), expected_flag)
+    assert moment.isoformat() == expected.isoformat()
+
+
+def test_parsed_records_are_what_their_classes_build() -> None:
+    """The parser builds records and readings without their generated __init__ (it costs
+    more than the rest of a reading): they must be equal to what __init__ builds, field for
+    field, and stay frozen."""
+    records = [entry["ocmf"] for entry in bsm_vectors()["ocmf_vectors"].values()]
+    for example in multivendor_vectors().values():
+        if isinstance(example, dict):
+            records += [record["ocmf"] for record in example.get("records", [])]
+    assert len(records) > 10
+    for text in records:
+        record = parse_ocmf(text)
+        items: list[OcmfRecord | OcmfReading] = [record, *record.readings]
+        for item in items:
+            names = {f.name for f in dataclasses.fields(item)}
+            assert set(vars(item)) == names
+            rebuilt = type(item)(**{name: getattr(item, name) for name in names})
+            assert rebuilt == item and vars(rebuilt) == vars(item)
+        assert record.signature_bytes == parse_ocmf(text).signature_bytes
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            record.readings[0].value = Decimal(0)  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("section", ["payload", "signature"])
+def test_a_record_nested_too_deeply_is_one_line_not_a_crash(tmp_path: Path, section: str) -> None:
+    deep = '{"a":' + "[" * 100_000 + "]" * 100_000 + "}"
+    good = _bsm("ostons_T4276")
+    head, _, signature = good.rpartition("|")
+    bad = f"OCMF|{deep}|{signature}" if section == "payload" else f"{head}|{deep}"
+    path = tmp_path / "deep.ocmf"
+    path.write_text(f"{good}\n{bad}\n{good}\n")
+    outcome = verify_input(str(path), A_KEY)
+    assert [line.split(":")[0] for line in outcome.lines] == [
+        "verified",
+        "not verified",
+        "verified",
+    ]
+    assert outcome.lines[1] == (
+        f"not verified: record 2: malformed record: {section} is not valid JSON: nested too deeply"
+        if section == "payload"
+        else "not verified: record 2: malformed record: signature section is not valid JSON: "
+        "nested too deeply"
+    )
+
+
+@pytest.mark.parametrize(
+    "tm",
+    [
+        "2024-01-02T03:04:05,000+0100 S",
+        "2024-01-02T03:04:05.000-0130 S",
+        "2024-01-02T03:04:05,000+0000 S",
+        "2024-01-02T03:04:05,000-0000 S",  # isoformat: +00:00
+        "2024-01-02T03:04:05,000+0575 S",  # isoformat: +06:15
+        "2024-01-02T03:04:05,000+0\u0661\u0660\u0660 S",
+        "2024-01-02T03:04:05,00+01:00 S",
+        "2024-01-02T03:04:05,001+0100 S",
+        "2024-01-02T03:04:05,5+0100 S",
+        "2024-01-02T03:04:05+0100 S",
+        "2024-01-02T03:04:05,000000+23:59 S",
+    ],
+)
+def test_the_time_of_a_verified_reading_is_printed_as_iso_8601(tm: str) -> None:
+    private = ec.generate_private_key(ec.SECP256R1())
+    payload = _PAYLOAD % _READING.replace("2024-01-02T03:04:05,000+0100 S", tm)
+    sd = private.sign(payload.encode(), ec.ECDSA(hashes.SHA256())).hex()
+    record = f'OCMF|{payload}|{{"SA":"ECDSA-secp256r1-SHA256","SD":"{sd}"}}'
+    outcome = verify_input(record, public_der(private).hex())
+    moment, _ = parse_time(tm)
+    spec = "milliseconds" if moment.microsecond else "seconds"
+    assert outcome.ok, outcome.lines
+    assert f" at {moment.isoformat(timespec=spec)}, " in outcome.lines[0]

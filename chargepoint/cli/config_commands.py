@@ -18,6 +18,7 @@ from chargepoint.config import (
     Overrides,
     load_config,
 )
+from chargepoint.store.files import DIR_MODE, make_directory
 from meter.modbus.link import LinkKind, parse_link_url, serial_device_problem
 
 
@@ -78,7 +79,7 @@ def prepare_state_dir(path: Path) -> Path:
     directory", "read-only file system", ...
     """
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        make_directory(path, DIR_MODE)
     except OSError as exc:
         raise StateDirError(path, _cause(exc)) from None
     if not os.access(path, os.W_OK | os.X_OK):

@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from chargepoint.config import StationConfig
+from chargepoint.store.files import FILE_MODE, open_text
 
 SCHEMA_ID = "https://chargepoint.invalid/schema/station.json"  # names it; nothing is served
 REGENERATE = "make docs"
@@ -447,7 +448,8 @@ def run_config_reference(args: argparse.Namespace) -> int:
         sys.stdout.write(text)
         return 0
     try:
-        args.output.write_text(text, encoding="utf-8")
+        with open_text(args.output, FILE_MODE) as f:
+            f.write(text)
     except OSError as exc:
         print(f"config-reference: cannot write {args.output}: {exc}", file=sys.stderr)
         return 1

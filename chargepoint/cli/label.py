@@ -28,6 +28,7 @@ from chargepoint.proof.label import (
 )
 from chargepoint.service.daemon import STORE_FILE
 from chargepoint.store import Store, StoreError
+from chargepoint.store.files import FILE_MODE, open_binary, open_text
 from meter.bsm.driver import BsmWs36a, MeterTimeouts
 from meter.errors import MeterError, explain
 from meter.modbus.bus import ModbusBus
@@ -166,11 +167,13 @@ def write_label(data: LabelData, output: Path | None, fmt: str) -> dict[str, Any
     written: dict[str, Any] = {}
     if fmt in ("both", "svg"):
         svg = base.with_name(base.name + ".svg")
-        svg.write_text(render_svg(data), encoding="utf-8")
+        with open_text(svg, FILE_MODE) as f:
+            f.write(render_svg(data))
         written["svg"] = str(svg)
     if fmt in ("both", "png"):
         png = base.with_name(base.name + ".png")
-        png.write_bytes(render_png(data))
+        with open_binary(png, FILE_MODE) as b:
+            b.write(render_png(data))
         written["png"] = str(png)
     return {
         **written,

@@ -9,6 +9,7 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
+from chargepoint.store.files import make_directory
 from meter.bsm.driver import BsmWs36a
 from meter.modbus.bus import ModbusBus
 from meter.modbus.loopback import free_port
@@ -73,7 +74,7 @@ async def meter_session(state_dir: Path, seconds: float, power_w: float, sign_de
 
 def run_demo(args: argparse.Namespace) -> int:
     if args.state_dir is not None:
-        args.state_dir.mkdir(parents=True, exist_ok=True)
+        make_directory(args.state_dir)
         ok = asyncio.run(meter_session(args.state_dir, args.seconds, args.power, args.sign_delay))
     else:
         with tempfile.TemporaryDirectory(prefix="chargepoint-demo-") as tmp:

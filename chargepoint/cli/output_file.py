@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from chargepoint.store.files import FILE_MODE
+
 STDOUT = "-"
 
 Ask = Callable[[str], bool]
@@ -109,13 +111,19 @@ def ask_on_terminal() -> Ask | None:
 
 
 def _temporary(directory: Path, name: str) -> tuple[int, Path]:
-    """A new file beside the target (mode 0666 less the umask, like any new file)."""
+    """A new file beside the target, of mode FILE_MODE whatever the umask."""
     for _ in range(100):
         tmp = directory / f".{name}.{secrets.token_hex(4)}.partial"
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
         except FileExistsError:
             continue
+        try:
+            os.fchmod(fd, FILE_MODE)
+        except BaseException:
+            os.close(fd)
+            tmp.unlink()
+            raise
         return fd, tmp
     raise OSError(errno.EEXIST, f"no free temporary name in {directory}")
 

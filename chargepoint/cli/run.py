@@ -145,6 +145,8 @@ def run_status(args: argparse.Namespace) -> int:
         f"station {data['station']}: {'online' if data['online'] else 'OFFLINE'}, "
         f"outbox {data['outbox']} waiting, {data['failed_messages']} failed"
     )
+    if data.get("storage", "ok") != "ok":  # the state dir is full (core/disk_space.py)
+        print(f"  storage {data['storage']}")
     for c in data["connectors"]:
         line = f"  connector {c['id']} ({c['evse_id']}): {c['status']}"
         if c["error_code"] != "NoError" or c["info"]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import enum
 import json
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -135,11 +136,12 @@ def run_verify(args: argparse.Namespace) -> int:
             print("not verified: give the meter's public key once with --public-key")
             return 2
         ok = True
+        write = sys.stdout.write
         for good, line in check_records(args.source, keys[0], jobs=args.jobs):
             ok = ok and good
             if good and quiet:
                 continue
-            print(line)
+            write(line + "\n")
         return 0 if ok else 1
     assert path is not None
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import grp
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 
 from chargepoint.config.base import ConfigModel
 
@@ -18,6 +19,27 @@ class ControlConfig(ConfigModel):
     """The local control interface for the charge controller and the HMI."""
 
     listen: str = "unix:control.sock"
+    group: str | None = Field(
+        default=None,
+        description="the group that may connect to the Unix socket: the socket's directory "
+        "gets mode 0750 and the socket 0660 in this group; the charge controller's and the "
+        "operators' accounts join it (docs/operations.md). Not set: the group the directory "
+        "already has (under systemd `chargepoint`, the service's group). A group the service "
+        "user is not a member of needs `SupplementaryGroups=` in the unit. On "
+        "`http://` the token in `store.state_dir`/control.token (mode 0600, new at every "
+        "start) is needed instead",
+    )
+
+    @field_validator("group")
+    @classmethod
+    def _group_exists(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            grp.getgrnam(value)
+        except KeyError:
+            raise ValueError(f"group {value!r} does not exist on this machine") from None
+        return value
 
     @field_validator("listen")
     @classmethod

@@ -153,6 +153,9 @@ class ConnectionProfiles:
         self._state = _State()
         self._position = 0  # index into the candidates (2.0.1 priority order)
         self._reconnect = False  # a change that applies from the next connection
+        # TLS refusals recorded since the last connection: one security event per kind and
+        # slot while the station retries (not one per attempt through a long outage)
+        self._refusals_recorded: set[tuple[int, SecurityEventType]] = set()
 
     async def load(self) -> None:
         text = await self._store.get_setting(STATE_KEY)
@@ -323,11 +326,10 @@ class ConnectionProfiles:
 
     async def failed(self, attempt: Attempt, error: BaseException) -> None:
         """A connection attempt failed (`error`: what open_link raised)."""
-        if _certificate_refused(error):
-            await self._events.record(
-                SecurityEventType.INVALID_CSMS_CERTIFICATE,
-                f"slot {attempt.slot}: the CSMS server certificate did not verify",
-            )
+        refusal = tls_refusal(error)
+        if refusal is not None and (attempt.slot, refusal) not in self._refusals_recorded:
+            self._refusals_recorded.add((attempt.slot, refusal))
+            await self._events.record(refusal, f"slot {attempt.slot}: {error}")
         if not attempt.trial:
             return
         self._state.failures += 1
@@ -356,6 +358,7 @@ class ConnectionProfiles:
     async def connected(self, attempt: Attempt) -> None:
         """A connection with `attempt` opened: a trial becomes the connection in force."""
         state = self._state
+        self._refusals_recorded.clear()
         before = max(state.minimum, self._committed_profile())
         if attempt.slot == BASE_SLOT and state.trial_profile is not None:
             state.profile = state.trial_profile
@@ -388,12 +391,32 @@ class ConnectionProfiles:
         return csms.security_profile >= 2 and csms.ca_file is None
 
 
-def _certificate_refused(error: BaseException) -> bool:
+_TLS_VERSION_REASONS: Final = (
+    "UNSUPPORTED_PROTOCOL",
+    "TLSV1_ALERT_PROTOCOL_VERSION",
+    "WRONG_SSL_VERSION",
+    "NO_PROTOCOLS_AVAILABLE",
+    "VERSION_TOO_LOW",
+)
+
+
+def is_tls_version_refusal(error: ssl.SSLError) -> bool:
+    """The handshake failed because the server offers no TLS version the station accepts."""
+    text = f"{error.reason or ''} {error}".upper()
+    return any(reason in text for reason in _TLS_VERSION_REASONS)
+
+
+def tls_refusal(error: BaseException) -> SecurityEventType | None:
+    """The security event of a connection attempt the station refused at the TLS handshake
+    (`error` or what caused it): the server's certificate or host name did not verify
+    (InvalidCsmsCertificate) or it offered only TLS below 1.2 (InvalidTLSVersion)."""
     seen: BaseException | None = error
     for _ in range(5):
         if seen is None:
-            return False
+            return None
         if isinstance(seen, ssl.SSLCertVerificationError):
-            return True
+            return SecurityEventType.INVALID_CSMS_CERTIFICATE
+        if isinstance(seen, ssl.SSLError) and is_tls_version_refusal(seen):
+            return SecurityEventType.INVALID_TLS_VERSION
         seen = seen.__cause__ or seen.__context__
-    return False
+    return None

@@ -18,12 +18,21 @@ read, the configuration is redacted, and the archive is checked for the configur
 before it leaves (`SecretLeak`).
 
 Statuses (version-free, `LogStatus`) go to the CSMS through the durable outbox (kind
-`LOG_KIND`) with the request id and whether it was a 1.6 GetDiagnostics (`diagnostics`).
+`LOG_KIND`) with the request id, whether it was a 1.6 GetDiagnostics (`diagnostics`) and the
+job's id.
+
+The running job is kept in `<state_dir>/uploads/job.json` (mode 0600: the location may hold
+a password) from the request until its final status is queued. A job a power loss, a crash or
+a stop cut off is not uploaded again: at the next start (`LogUploads.start`) it reports
+UploadFailure (1.6 GetDiagnostics: UploadFailed), preceded by Uploading if that had not gone
+out, and its archive is deleted. What it had queued is looked up in the outbox
+(chargepoint.store.outbox_lookup), so each status goes out exactly once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime as dt
 import enum
 import io
@@ -32,8 +41,10 @@ import logging
 import os
 import re
 import tarfile
+import threading
+import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
@@ -41,18 +52,21 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel
 
 from chargepoint.config import SecretRef, StationConfig
-from chargepoint.core import firmware
+from chargepoint.core import csms_password, firmware
 from chargepoint.core.security import StationSecurity
 from chargepoint.core.station import Station
 from chargepoint.core.tasks import cancel_and_wait
 from chargepoint.core.transfer import TransferError, TransferRefused, Transfers, safe_url
 from chargepoint.store import AsyncStore, utc_now
+from chargepoint.store.files import PRIVATE_DIR_MODE, SECRET_MODE, make_directory, open_binary
+from chargepoint.store.outbox_lookup import last_queued
 
 log = logging.getLogger("chargepoint.diagnostics")
 
 LOG_KIND: Final = "log_status"
 LOGS_DIR: Final = "logs"
 UPLOADS_DIR: Final = "uploads"
+JOB_FILE: Final = "job.json"
 REDACTED: Final = "***"
 _SECRET_KEY = re.compile(r"password|secret|token|private|passphrase|credential|auth", re.I)
 
@@ -75,6 +89,17 @@ class LogStatus(enum.StrEnum):
     IDLE = "Idle"
 
 
+FINAL: Final = frozenset(
+    {
+        LogStatus.UPLOADED,
+        LogStatus.UPLOAD_FAILURE,
+        LogStatus.BAD_MESSAGE,
+        LogStatus.NOT_SUPPORTED,
+        LogStatus.PERMISSION_DENIED,
+    }
+)
+
+
 class SecretLeak(Exception):
     """The archive would contain a configured secret: it is not uploaded."""
 
@@ -89,6 +114,25 @@ class LogRequest:
     retries: int | None = None
     retry_interval: float | None = None
     diagnostics: bool = False  # 1.6 GetDiagnostics (DiagnosticsStatusNotification)
+
+
+@dataclass(frozen=True)
+class LogJob:
+    """A request being carried out: its archive's file name, and the id its outbox messages
+    carry."""
+
+    request: LogRequest
+    name: str
+    job_id: str
+
+    def data(self) -> dict[str, Any]:
+        return {"request": asdict(self.request), "name": self.name, "job": self.job_id}
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> LogJob:
+        raw = dict(data["request"])
+        raw["log_type"] = LogType(raw["log_type"])
+        return cls(LogRequest(**raw), str(data["name"]), str(data["job"]))
 
 
 def redact_config(data: Any) -> Any:
@@ -136,6 +180,24 @@ def secrets_of(config: StationConfig) -> list[str]:
     return found
 
 
+def all_secrets(config: StationConfig, state_dir: Path, station_id: str) -> list[str]:
+    """The configured secrets, the passwords the CSMS set (files under
+    `<state_dir>/secrets/`), and each as it appears in a Basic-auth header (base64 of
+    `station id:password`)."""
+    found = secrets_of(config)
+    secrets_dir = state_dir / csms_password.DIRECTORY
+    if secrets_dir.is_dir():
+        for path in sorted(secrets_dir.iterdir()):
+            try:
+                value = path.read_text(encoding="utf-8").strip()
+            except (OSError, UnicodeDecodeError):
+                continue
+            if len(value) >= 4:
+                found.append(value)
+    headers = [base64.b64encode(f"{station_id}:{s}".encode()).decode() for s in found]
+    return found + headers
+
+
 def archive_name(station_id: str, log_type: LogType, now: dt.datetime | None = None) -> str:
     at = (now or dt.datetime.now(dt.UTC)).strftime("%Y%m%dT%H%M%SZ")
     safe_id = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in station_id)
@@ -174,6 +236,33 @@ class LogUploads:
         self._task: asyncio.Task[None] | None = None
         self.current: LogRequest | None = None
         self.last_status = LogStatus.IDLE
+        self._job_lock = threading.Lock()  # the job file: written and forgotten in threads
+
+    @property
+    def job_file(self) -> Path:
+        return self.state_dir / UPLOADS_DIR / JOB_FILE
+
+    async def start(self) -> None:
+        """End the job a power loss, a crash or a stop cut off: it reports the final status
+        (UploadFailure) the CSMS still waits for, once; its archive is deleted."""
+        job = await asyncio.to_thread(self._read_job)
+        if job is None:
+            return
+        data = await last_queued(self.store, LOG_KIND)
+        queued = (
+            str(data.get("status")) if data is not None and data.get("job") == job.job_id else ""
+        )
+        log.warning(
+            "log upload %s was cut off by a restart (last status queued: %s)",
+            job.request.request_id,
+            queued or "none",
+        )
+        if queued not in FINAL:
+            if not queued:
+                await self._report(job, LogStatus.UPLOADING)
+            await self._report(job, LogStatus.UPLOAD_FAILURE, "cut off by a restart")
+        await asyncio.to_thread(self._forget, job)
+        self.last_status = LogStatus.IDLE
 
     def busy(self) -> bool:
         return self._task is not None and not self._task.done()
@@ -188,11 +277,42 @@ class LogUploads:
         if self._task is not None:
             await cancel_and_wait([self._task])
         name = archive_name(self.config.station.id, req.log_type)
+        job = LogJob(req, name, uuid.uuid4().hex)
+        await asyncio.to_thread(self._write_job, job)
         self.current = req
-        self._task = asyncio.create_task(self._run(req, name), name="log upload")
+        self._task = asyncio.create_task(self._run(job), name="log upload")
         return cancelled, name
 
-    async def _report(self, req: LogRequest, status: LogStatus, info: str = "") -> None:
+    # ---- the job file --------------------------------------------------------------------
+
+    def _write_job(self, job: LogJob) -> None:
+        with self._job_lock:
+            make_directory(self.job_file.parent, PRIVATE_DIR_MODE)
+            firmware.write_atomic(self.job_file, json.dumps(job.data()), SECRET_MODE)
+
+    def _read_job(self) -> LogJob | None:
+        try:
+            return LogJob.from_data(json.loads(self.job_file.read_text(encoding="utf-8")))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, TypeError, KeyError) as exc:
+            log.error("log upload job file unreadable, ignored: %s", exc)
+            self.job_file.unlink(missing_ok=True)
+            return None
+
+    def _forget(self, job: LogJob) -> None:
+        """The job's final status is queued: its file and archive go (the file only while it
+        names this job: a new request may have replaced it)."""
+        _remove(self.state_dir / UPLOADS_DIR / job.name)
+        with self._job_lock:
+            current = self._read_job()
+            if current is not None and current.job_id == job.job_id:
+                self.job_file.unlink(missing_ok=True)
+
+    # ---- the job -------------------------------------------------------------------------
+
+    async def _report(self, job: LogJob, status: LogStatus, info: str = "") -> None:
+        req = job.request
         self.last_status = status
         log.info("log upload %s: %s%s", req.request_id, status.value, f" ({info})" if info else "")
         await self.store.enqueue(
@@ -201,32 +321,42 @@ class LogUploads:
                 "status": status.value,
                 "request_id": req.request_id,
                 "diagnostics": req.diagnostics,
+                "job": job.job_id,
             },
         )
         self.station.outbox_changed()
 
-    async def _run(self, req: LogRequest, name: str) -> None:
-        uploads = self.state_dir / UPLOADS_DIR
-        archive = uploads / name
+    async def _run(self, job: LogJob) -> None:
+        req = job.request
+        archive = self.state_dir / UPLOADS_DIR / job.name
+        finished = False
         try:
-            await self._report(req, LogStatus.UPLOADING)
+            await self._report(job, LogStatus.UPLOADING)
             try:
                 await self._build(req, archive)
             except (OSError, SecretLeak) as exc:
                 log.error("diagnostics archive not built: %s", exc)
-                await self._report(req, LogStatus.UPLOAD_FAILURE, str(exc))
+                await self._report(job, LogStatus.UPLOAD_FAILURE, str(exc))
+                finished = True
                 return
-            await self._upload(req, archive, name)
+            await self._upload(job, archive)
+            finished = True
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug must not leave the CSMS without an answer
             log.exception("log upload failed")
-            await self._report(req, LogStatus.UPLOAD_FAILURE, f"internal error: {exc}")
+            await self._report(job, LogStatus.UPLOAD_FAILURE, f"internal error: {exc}")
+            finished = True
         finally:
-            await asyncio.to_thread(_remove, archive)
+            # cancelled (a stop, a new request): the file stays for the next start to end it
+            if finished:
+                await asyncio.to_thread(self._forget, job)
+            else:
+                await asyncio.to_thread(_remove, archive)
             self.current = None
 
-    async def _upload(self, req: LogRequest, archive: Path, name: str) -> None:
+    async def _upload(self, job: LogJob, archive: Path) -> None:
+        req, name = job.request, job.name
         retries = self.settings.retries if req.retries is None else max(0, req.retries)
         interval = (
             self.settings.retry_interval
@@ -253,11 +383,11 @@ class LogUploads:
                         code in text for code in ("401", "403", "530", "550")
                     ):
                         status = LogStatus.PERMISSION_DENIED
-                    await self._report(req, status, text)
+                    await self._report(job, status, text)
                     return
                 await asyncio.sleep(interval)
                 continue
-            await self._report(req, LogStatus.UPLOADED, name)
+            await self._report(job, LogStatus.UPLOADED, name)
             return
 
     # ---- the archive ---------------------------------------------------------------------
@@ -271,7 +401,9 @@ class LogUploads:
             members["security.log"] = "".join(e.line() + "\n" for e in entries).encode()
         else:
             members.update(await self._diagnostics_members())
-        secrets = secrets_of(self.config)
+        secrets = await asyncio.to_thread(
+            all_secrets, self.config, self.state_dir, self.config.station.id
+        )
         await asyncio.to_thread(self._write, archive, members, oldest, latest, secrets, req)
 
     async def _diagnostics_members(self) -> dict[str, bytes]:
@@ -324,11 +456,14 @@ class LogUploads:
         secrets: list[str],
         req: LogRequest,
     ) -> None:
-        archive.parent.mkdir(parents=True, exist_ok=True)
+        make_directory(archive.parent, PRIVATE_DIR_MODE)
         part = archive.with_name(archive.name + ".part")
         check = _leak_check(secrets)
         try:
-            with tarfile.open(part, "w:gz") as tar:
+            with (
+                open_binary(part, SECRET_MODE) as raw,
+                tarfile.open(fileobj=raw, mode="w:gz") as tar,
+            ):
                 for name, content in members.items():
                     check(name, content)
                     _add(tar, name, content)
@@ -376,11 +511,13 @@ def _remove(path: Path) -> None:
 
 __all__ = [
     "LOG_KIND",
+    "LogJob",
     "LogRequest",
     "LogStatus",
     "LogType",
     "LogUploads",
     "SecretLeak",
+    "all_secrets",
     "archive_name",
     "redact_config",
     "secrets_of",

@@ -20,7 +20,12 @@ Then the station "reboots": the hook `restart` (the daemon: end the CSMS session
 would, or exit for systemd to restart it).
 
 Statuses use OCPP 2.0.1's names (`FirmwareStatus`); they go to the CSMS through the durable
-outbox (kind `FIRMWARE_KIND`) carrying the request id, and into `firmware/history.jsonl`.
+outbox (kind `FIRMWARE_KIND`) carrying the request id and the job's id, and into
+`firmware/history.jsonl`. Each status is reported exactly once across a power loss: a status
+that ends a step is queued before the step is saved, and a resumed job looks up the last
+status it queued (chargepoint.store.outbox_lookup): a step whose status went out is taken
+without doing its work again (no second download after Downloaded), and a status already
+queued is not queued again (but Downloading is: a resumed download is a new attempt).
 A plain (unsigned, 1.6 UpdateFirmware) job reports only the statuses 1.6 has.
 """
 
@@ -37,6 +42,7 @@ import logging
 import os
 import shlex
 import shutil
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -66,6 +72,8 @@ from chargepoint.core.transfer import (
     sha256_of,
 )
 from chargepoint.store import AsyncStore, utc_now
+from chargepoint.store.files import FILE_MODE, make_directory, open_text
+from chargepoint.store.outbox_lookup import last_queued
 
 log = logging.getLogger("chargepoint.firmware")
 
@@ -125,6 +133,21 @@ class Step(enum.StrEnum):
 
 
 FINISHED: Final = frozenset({Step.INSTALLED, Step.FAILED})
+# the step a job enters with each status that ends a step: the status is queued first, the
+# step saved just after, so a job found at the step before with this status already queued
+# had done the work and is moved on at the next start (without a second status)
+REACHED_WITH: Final[dict[FirmwareStatus, Step]] = {
+    S.DOWNLOADED: Step.DOWNLOADED,
+    S.SIGNATURE_VERIFIED: Step.VERIFIED,
+    S.INSTALLING: Step.INSTALLING,
+    S.INSTALL_REBOOTING: Step.REBOOTING,
+    S.INSTALLED: Step.INSTALLED,
+    S.DOWNLOAD_FAILED: Step.FAILED,
+    S.INVALID_SIGNATURE: Step.FAILED,
+    S.INSTALLATION_FAILED: Step.FAILED,
+    S.INSTALL_VERIFICATION_FAILED: Step.FAILED,
+}
+STEP_ORDER: Final = tuple(Step)
 # a new request cancels the running job until it installs (AcceptedCanceled), not after
 CANCELLABLE: Final = frozenset(
     {Step.SCHEDULED, Step.DOWNLOADING, Step.DOWNLOADED, Step.VERIFIED, Step.WAITING_IDLE}
@@ -170,6 +193,8 @@ class FirmwareJob:
     last_status: str = ""
     error: str = ""
     created_at: str = field(default_factory=utc_now)
+    # names the job in its outbox messages (a resumed job finds what it had queued)
+    job_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     def data(self) -> dict[str, Any]:
         return asdict(self)
@@ -264,9 +289,11 @@ def history(state_dir: Path) -> list[dict[str, Any]]:
     return found
 
 
-def _write_atomic(path: Path, text: str) -> None:
+def write_atomic(path: Path, text: str, mode: int = FILE_MODE) -> None:
+    """`path` holds `text` (file mode `mode`), or its old content after a power loss.
+    Blocks on the disk."""
     tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as f:
+    with open_text(tmp, mode) as f:
         f.write(text)
         f.flush()
         os.fsync(f.fileno())
@@ -309,6 +336,8 @@ class FirmwareUpdates:
         self.rebooted = False  # the last boot follows an installation (2.0.1 boot reason)
         self._task: asyncio.Task[None] | None = None
         self._held: list[int] = []  # connectors made Unavailable for the installation
+        # a resumed job's last status queued before the restart: not queued a second time
+        self._queued_before: str | None = None
         self._load()
 
     # ---- persistence ---------------------------------------------------------------------
@@ -335,10 +364,28 @@ class FirmwareUpdates:
         await asyncio.to_thread(self._save_blocking, text)
 
     def _save_blocking(self, text: str) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        _write_atomic(self.job_file, text)
+        make_directory(self.dir)
+        write_atomic(self.job_file, text)
+
+    @staticmethod
+    def _sent(job: FirmwareJob, status: FirmwareStatus) -> bool:
+        """The status goes to the CSMS (a plain job's only where 1.6 has it)."""
+        return not (job.request.legacy and status not in PLAIN_STATUSES)
 
     async def _report(self, job: FirmwareJob, status: FirmwareStatus, info: str = "") -> None:
+        sent = self._sent(job, status)
+        if sent and self._queued_before is not None:
+            # Downloading is said again: it starts a new attempt (the resumed download)
+            again = status.value == self._queued_before and status is not S.DOWNLOADING
+            self._queued_before = None
+            if again:
+                log.info(
+                    "firmware job %s: %s was queued before the restart",
+                    job.request.request_id,
+                    status.value,
+                )
+                job.last_status = status.value
+                return
         job.last_status = status.value
         entry = {
             "at": utc_now(),
@@ -354,7 +401,7 @@ class FirmwareUpdates:
             status.value,
             f" ({info})" if info else "",
         )
-        if job.request.legacy and status not in PLAIN_STATUSES:
+        if not sent:
             return
         await self.store.enqueue(
             FIRMWARE_KIND,
@@ -362,13 +409,14 @@ class FirmwareUpdates:
                 "status": status.value,
                 "request_id": job.request.request_id,
                 "legacy": job.request.legacy,
+                "job": job.job_id,
             },
         )
         self.station.outbox_changed()
 
     def _append_history(self, line: str) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        with (self.dir / HISTORY_FILE).open("a", encoding="utf-8") as f:
+        make_directory(self.dir)
+        with open_text(self.dir / HISTORY_FILE, FILE_MODE, append=True) as f:
             f.write(line + "\n")
             f.flush()
             os.fsync(f.fileno())
@@ -381,7 +429,40 @@ class FirmwareUpdates:
         if job is None or job.step in FINISHED:
             return
         log.warning("firmware job %s found at step %s: resuming", job.request.request_id, job.step)
+        await self._catch_up(job)
+        if job.step in FINISHED:
+            return
         self._task = asyncio.create_task(self._run(job), name="firmware job")
+
+    async def _catch_up(self, job: FirmwareJob) -> None:
+        """A status queued just before the power loss whose step was not saved yet: the job
+        takes that step now (the work was done) and the status is not queued again."""
+        data = await last_queued(self.store, FIRMWARE_KIND)
+        if data is None or data.get("job") != job.job_id:
+            return
+        try:
+            status = FirmwareStatus(data["status"])
+        except (KeyError, ValueError):
+            return
+        self._queued_before = status.value
+        job.last_status = status.value
+        reached = REACHED_WITH.get(status)
+        if reached is None or STEP_ORDER.index(reached) <= STEP_ORDER.index(job.step):
+            return
+        log.warning(
+            "firmware job %s: %s was queued before the restart: now at step %s",
+            job.request.request_id,
+            status.value,
+            reached,
+        )
+        job.step = reached
+        if reached is Step.FAILED:
+            job.error = job.error or f"{status.value} (reported before a restart)"
+        await self._save(job)
+        if reached is Step.FAILED:
+            await asyncio.to_thread(self._remove_files, job)
+        elif reached is Step.REBOOTING:
+            self.rebooted = True
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -438,6 +519,7 @@ class FirmwareUpdates:
         job = FirmwareJob(request=req)
         self.job = job
         self.rebooted = False
+        self._queued_before = None
         await self._save(job)
         self._task = asyncio.create_task(self._run(job), name="firmware job")
         return answer
@@ -464,7 +546,9 @@ class FirmwareUpdates:
         if job.step is Step.DOWNLOADING:
             if not await self._download(job):
                 return
-            await self._advance(job, Step.DOWNLOADED)
+            await self._advance(
+                job, Step.DOWNLOADED, S.DOWNLOADED, f"{job.size} bytes, sha256 {job.sha256}"
+            )
         if job.step is Step.DOWNLOADED:
             if job.request.signed:
                 if not await self._verify(job):
@@ -484,8 +568,7 @@ class FirmwareUpdates:
             await self._advance(job, Step.INSTALLING, S.INSTALLING)
             if not await self._install(job):
                 return
-            await self._advance(job, Step.REBOOTING)
-            await self._report(job, S.INSTALL_REBOOTING)
+            await self._advance(job, Step.REBOOTING, S.INSTALL_REBOOTING)
             self.rebooted = True
             await self.restart(self.settings.install_command == SIMULATED_INSTALLER)
             self._release_connectors()
@@ -494,25 +577,33 @@ class FirmwareUpdates:
             await self._fail(job, S.INSTALLATION_FAILED, "installation interrupted by a restart")
             return
         if job.step is Step.REBOOTING:
-            await self._advance(job, Step.INSTALLED, S.INSTALLED)
+            # before the step: recorded again rather than lost if the power fails in between
             await self.security.events.record(
                 SecurityEventType.FIRMWARE_UPDATED, f"firmware {reported_version(self.state_dir)}"
             )
+            await self._advance(job, Step.INSTALLED, S.INSTALLED)
 
     async def _advance(
-        self, job: FirmwareJob, step: Step, status: FirmwareStatus | None = None
+        self, job: FirmwareJob, step: Step, status: FirmwareStatus | None = None, info: str = ""
     ) -> None:
+        """The job takes `step`, reporting `status`. A status for the CSMS is queued before
+        the step is saved: a power loss in between leaves the job at the step before with
+        its status queued, which the next start sees in the outbox (`_catch_up`); the other
+        way round it would be lost."""
+        if status is not None and self._sent(job, status):
+            await self._report(job, status, info)
+            job.step = step
+            await self._save(job)
+            return
         job.step = step
         await self._save(job)
         if status is not None:
-            await self._report(job, status)
+            await self._report(job, status, info)
 
     async def _fail(self, job: FirmwareJob, status: FirmwareStatus, why: str) -> None:
         log.error("firmware job %s: %s: %s", job.request.request_id, status.value, why)
         job.error = why
-        job.step = Step.FAILED
-        await self._save(job)
-        await self._report(job, status, why)
+        await self._advance(job, Step.FAILED, status, why)
         self._release_connectors()
         await asyncio.to_thread(self._remove_files, job)
 
@@ -535,7 +626,7 @@ class FirmwareUpdates:
             job.file = str(self.dir / "download" / _file_name(req.location))
             await self._save(job)
         dest = Path(job.file)
-        await asyncio.to_thread(dest.parent.mkdir, parents=True, exist_ok=True)
+        await asyncio.to_thread(make_directory, dest.parent)
         while True:
             job.attempts += 1
             await self._save(job)
@@ -560,7 +651,6 @@ class FirmwareUpdates:
                 await asyncio.sleep(interval)
                 continue
             job.sha256, job.size = got.sha256, got.size
-            await self._report(job, S.DOWNLOADED, f"{got.size} bytes, sha256 {got.sha256}")
             return True
 
     async def _verify(self, job: FirmwareJob) -> bool:
@@ -667,10 +757,10 @@ class FirmwareUpdates:
 
     def _simulated_install(self, path: Path) -> None:
         installed = self.dir / "installed"
-        installed.mkdir(parents=True, exist_ok=True)
+        make_directory(installed)
         shutil.move(str(path), installed / path.name)
         version = path.name.split(".bin")[0][:VERSION_MAX] or __version__
-        _write_atomic(self.dir / VERSION_FILE, version + "\n")
+        write_atomic(self.dir / VERSION_FILE, version + "\n")
         log.warning("simulated installer: firmware %s installed", version)
 
 
@@ -690,4 +780,5 @@ __all__ = [
     "history",
     "reported_version",
     "verify_signature",
+    "write_atomic",
 ]

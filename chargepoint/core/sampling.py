@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 
 from chargepoint.core import events
 from chargepoint.core.context import StationContext, idle_status, note_meter_error
+from chargepoint.core.disk_space import DiskSpace
 from chargepoint.core.status import ConnectorStatus
 from chargepoint.core.transaction import ActiveTransaction, Connector, StopReason, samples_of
 from chargepoint.store import utc_now
@@ -39,8 +40,10 @@ class Sampling:
         stop_transaction: Callable[[int, StopReason], bool],
         meter_ready: Callable[[Connector], Awaitable[PublicKeyInfo]],
         health_interval_s: float,
+        disk_space: DiskSpace,
     ) -> None:
         self.ctx = ctx
+        self.disk_space = disk_space  # a full disk: values wait in memory for space
         self._stop_transaction = stop_transaction
         self._meter_ready = meter_ready
         self._health_interval_s = health_interval_s
@@ -117,19 +120,25 @@ class Sampling:
     async def _queue_meter_values(
         self, c: Connector, tx: ActiveTransaction, context: str, samples: list[events.Sample]
     ) -> None:
-        """A session's meter values into the durable outbox."""
-        await self.ctx.store.enqueue(
-            events.TRANSACTION_METER_VALUES,
-            events.meter_values(
-                connector_id=c.id,
-                timestamp=utc_now(),
-                context=context,
-                samples=samples,
-                offline=not self.ctx.is_online(),
-            ),
-            local_tx_id=tx.local_id,
+        """A session's meter values into the durable outbox (held in memory while the disk
+        is full; the oldest are kept when too many wait)."""
+        data = events.meter_values(
+            connector_id=c.id,
+            timestamp=utc_now(),
+            context=context,
+            samples=samples,
+            offline=not self.ctx.is_online(),
         )
-        self.ctx.outbox_changed()
+
+        async def write() -> None:
+            await self.ctx.store.enqueue(
+                events.TRANSACTION_METER_VALUES, data, local_tx_id=tx.local_id
+            )
+            self.ctx.outbox_changed()
+
+        await self.disk_space.store_or_hold(
+            f"meter values of session {tx.local_id}", write, droppable=True
+        )
 
     async def aligned_loop(self) -> None:
         while True:

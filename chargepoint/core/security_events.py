@@ -5,10 +5,14 @@
 specifications mark critical, one message to the durable outbox, from which the OCPP adapter
 sends a SecurityEventNotification: in order with the other stored messages, after outages and
 restarts, exactly once. Non-critical events are only logged (OCPP 2.0.1 A04.FR.02, 1.6
-security whitepaper: only critical events are pushed); `GetLog(SecurityLog)` uploads the log
+security whitepaper: critical events must be pushed), except those in `ALSO_PUSHED`: a CSMS
+server the station refused to trust (certificate, host name, TLS version) is what its operator
+must hear of, once a trusted connection is there. `GetLog(SecurityLog)` uploads the log
 (`entries_between`).
 
 Event names are OCPP 2.0.1's; `name_16` gives the 1.6 whitepaper's name where it differs.
+While the state dir is full (`space`, chargepoint.core.disk_space) the log line and the
+outbox message wait in memory, in order, and are written once space returns.
 Never put a secret into `tech_info`: it is stored and sent as it is.
 """
 
@@ -20,13 +24,17 @@ import enum
 import json
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from chargepoint.core.tasks import cancel_and_wait
 from chargepoint.store import utc_now
+from chargepoint.store.files import FILE_MODE, make_directory, open_fd
+
+if TYPE_CHECKING:
+    from chargepoint.core.disk_space import DiskSpace
 
 log = logging.getLogger("chargepoint.security")
 
@@ -72,6 +80,12 @@ CRITICAL: Final = frozenset(
     }
 )
 
+# not critical in the specifications, pushed all the same (the specifications only demand that
+# critical ones are): the station refused the CSMS's TLS server (an attack, or a broken setup)
+ALSO_PUSHED: Final = frozenset(
+    {SecurityEventType.INVALID_CSMS_CERTIFICATE, SecurityEventType.INVALID_TLS_VERSION}
+)
+
 _NAMES_16: Final[dict[str, str]] = {
     SecurityEventType.FAILED_TO_AUTHENTICATE_AT_CSMS: "FailedToAuthenticateAtCentralSystem",
     SecurityEventType.CSMS_FAILED_TO_AUTHENTICATE: "CentralSystemFailedToAuthenticate",
@@ -83,6 +97,11 @@ _NAMES_16: Final[dict[str, str]] = {
 def name_16(event_type: str) -> str:
     """The OCPP 1.6 security whitepaper's name of an event."""
     return _NAMES_16.get(event_type, event_type)
+
+
+def is_pushed(event_type: str) -> bool:
+    """Whether the event goes to the CSMS (SecurityEventNotification), not only to the log."""
+    return is_critical(event_type) or event_type in ALSO_PUSHED
 
 
 def is_critical(event_type: str) -> bool:
@@ -172,26 +191,40 @@ class SecurityEvents:
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[SecurityEvent]] = set()
         self.outbox_changed: Callable[[], None] = lambda: None
+        # the station's full-disk watch: writes wait in memory while the disk is full
+        self.space: DiskSpace | None = None
 
     async def record(
         self, event_type: SecurityEventType | str, tech_info: str | None = None
     ) -> SecurityEvent:
-        """Log the event (and queue it for the CSMS when critical); returns the entry.
+        """Log the event (and queue it for the CSMS when critical or in ALSO_PUSHED); returns
+        the entry.
         Safe to call from any task; events keep the order of the calls."""
         kind = str(event_type)[:TYPE_MAX]
         tech = tech_info[:TECH_INFO_MAX] if tech_info else None
         event = SecurityEvent(kind, utc_now(), tech, is_critical(kind))
         async with self._lock:
             try:
-                await asyncio.to_thread(self._append, event)
+                await self._write(
+                    f"security log line {kind}", lambda: asyncio.to_thread(self._append, event)
+                )
             except OSError as exc:
                 log.error("security log %s not written: %s", self.path, exc)
-            if event.critical:
-                await self._outbox.enqueue(OUTBOX_KIND, event.data())
+            if is_pushed(kind):
+                await self._write(f"security event {kind}", lambda: self._queue(event))
         log.info("security event %s%s", kind, f": {tech}" if tech else "")
-        if event.critical:
-            self.outbox_changed()
         return event
+
+    async def _write(self, what: str, write: Callable[[], Awaitable[Any]]) -> None:
+        """`write` now, or held in memory while the state dir is full."""
+        if self.space is not None:
+            await self.space.store_or_hold(what, write)
+        else:
+            await write()
+
+    async def _queue(self, event: SecurityEvent) -> None:
+        await self._outbox.enqueue(OUTBOX_KIND, event.data())
+        self.outbox_changed()
 
     def record_soon(
         self, event_type: SecurityEventType | str, tech_info: str | None = None
@@ -215,13 +248,13 @@ class SecurityEvents:
 
     def _append(self, event: SecurityEvent) -> None:
         line = json.dumps(event.data(), ensure_ascii=False, separators=(",", ":")) + "\n"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        make_directory(self.path.parent)
         try:
             if self.path.stat().st_size + len(line) > self._max_bytes:
                 os.replace(self.path, self._rotated)
         except FileNotFoundError:
             pass
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        fd = open_fd(self.path, FILE_MODE, append=True)
         try:
             os.write(fd, line.encode("utf-8"))
             os.fsync(fd)

@@ -24,6 +24,7 @@ from chargepoint.core.context import (
     meter_fault,
     set_power,
 )
+from chargepoint.core.disk_space import REFUSAL, DiskSpace
 from chargepoint.core.meter_fitness import MeterFitness
 from chargepoint.core.recovery import Recovery
 from chargepoint.core.status import ConnectorStatus, ErrorCode
@@ -39,7 +40,7 @@ from chargepoint.core.transaction import (
     late_start_point,
     signed_value,
 )
-from chargepoint.store import StoreError, utc_now
+from chargepoint.store import StoreError, StoreFull, disk_full, utc_now
 from meter.errors import MeterError, SnapshotIncomplete
 from meter.proof.keys import PublicKeyInfo
 from meter.snapshot import SignedSnapshot, SnapshotKind
@@ -66,12 +67,14 @@ class Starting:
         stopping: Stopping,
         recovery: Recovery,
         plug_in: Callable[[int], None],
+        disk_space: DiskSpace,
     ) -> None:
         self.ctx = ctx
         self.fitness = fitness
         self.stopping = stopping
         self.recovery = recovery
         self._plug_in = plug_in
+        self.disk_space = disk_space
 
     async def start(
         self,
@@ -99,32 +102,51 @@ class Starting:
                     return
                 if not c.operative or c.status is S.FAULTED or self.ctx.resetting:
                     return
-                points = self.ctx.tx_points().start
-                if c.tx is not None:
-                    await self._authorize_open(c, start)
-                    await self._reservation_taken(start)
-                elif events.AUTHORIZED in points:
-                    await self._open(c, events.AUTHORIZED, start)
-                    await self._reservation_taken(start)
-                if not await self._wait_for_ev(c):
-                    reason = c.abort_reason or (
-                        StopReason.SOFT_RESET if self.ctx.resetting else StopReason.TIMEOUT
-                    )
-                    await self.stopping.close_unbegun(c, reason, c.abort_id_tag)
+                if self.disk_space.refuses_sessions:
+                    log.warning("connector %d: start for %s refused: %s", c.id, id_tag, REFUSAL)
                     return
-                if c.tx is None and events.EV_CONNECTED in points:
-                    await self._open(c, events.EV_CONNECTED, start)
-                    await self._reservation_taken(start)
-                if c.status is not S.PREPARING:
-                    c.sm.go(S.PREPARING)
-                await self._begin(c, start)
+                await self._start_steps(c, start)
+            except StoreFull as exc:
+                # the disk filled during the start: no session without its signed values
+                self.disk_space.full(f"the start on connector {c.id} not written", str(exc))
+                log.warning("connector %d: start for %s abandoned: %s", c.id, id_tag, REFUSAL)
                 if c.tx is not None and c.tx.begin is None:
-                    await self.stopping.close_unbegun(c, self._abandon_reason(c), c.abort_id_tag)
+                    await self.stopping.close_unbegun(c, StopReason.OTHER, None)
             finally:
                 c.abort_reason = None
                 c.abort_id_tag = None
                 c.abort_event.clear()
                 release_claim(c)
+
+    async def _start_steps(self, c: Connector, start: StartRequest) -> None:
+        """The steps of `start` once the connector may start: open at the start point,
+        wait for the EV, the signed Begin; close again what did not begin."""
+        points = self.ctx.tx_points().start
+        if c.tx is not None:
+            await self._authorize_open(c, start)
+            await self._reservation_taken(start)
+        elif events.AUTHORIZED in points:
+            await self._open(c, events.AUTHORIZED, start)
+            await self._reservation_taken(start)
+        if not await self._wait_for_ev(c):
+            reason = c.abort_reason or (
+                StopReason.SOFT_RESET if self.ctx.resetting else StopReason.TIMEOUT
+            )
+            await self.stopping.close_unbegun(c, reason, c.abort_id_tag)
+            return
+        if c.tx is None and events.EV_CONNECTED in points:
+            await self._open(c, events.EV_CONNECTED, start)
+            await self._reservation_taken(start)
+        if c.status is not S.PREPARING:
+            c.sm.go(S.PREPARING)
+        if self.disk_space.refuses_sessions:
+            # the disk filled while the EV was awaited: the meter signs nothing
+            log.warning("connector %d: start for %s abandoned: %s", c.id, start.id_tag, REFUSAL)
+            c.abort_reason = c.abort_reason or StopReason.OTHER
+        else:
+            await self._begin(c, start)
+        if c.tx is not None and c.tx.begin is None:
+            await self.stopping.close_unbegun(c, self._abandon_reason(c), c.abort_id_tag)
 
     async def _reservation_taken(self, start: StartRequest) -> None:
         """The start's transaction message is stored: its reservation is used."""
@@ -135,7 +157,12 @@ class Starting:
         """TxStartPoint EVConnected: the transaction opens when the cable is plugged in."""
         async with c.lock:
             if c.tx is None and c.plugged and c.pending_id_tag is None:
-                await self._open(c, events.EV_CONNECTED, None)
+                try:
+                    await self._open(c, events.EV_CONNECTED, None)
+                except StoreFull as exc:
+                    self.disk_space.full(f"a transaction on connector {c.id} not opened", str(exc))
+                    log.warning("connector %d: no transaction opened: %s", c.id, REFUSAL)
+                    return
                 if not c.plugged:  # the EV left while the transaction was being stored
                     await self.stopping.close_unbegun(c, StopReason.EV_DISCONNECTED)
 
@@ -277,6 +304,8 @@ class Starting:
             tx = await self._store_begin(c, snap, key, signed_at, begin, begin_values, start)
         except StoreError as exc:
             # the signed turn-on is on the meter only: switch it off, nothing is billed
+            if disk_full(exc):
+                self.disk_space.full(f"the signed Begin on connector {c.id} not written", str(exc))
             log.error("connector %d: storing the signed Begin failed: %s", c.id, exc)
             self.ctx.spawn(self.recovery.close_orphan_turn_on(c), f"close turn-on connector {c.id}")
             c.sm.go(idle_status(c))

@@ -18,6 +18,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from chargepoint.config import StationConfig
@@ -30,6 +31,7 @@ from chargepoint.core.authorization.tokens import same_token
 from chargepoint.core.charging.controller import SmartCharging
 from chargepoint.core.charging.profiles import ChargingProfile
 from chargepoint.core.context import StationContext, free_status, idle_status, set_power
+from chargepoint.core.disk_space import REFUSAL, DiskSpace
 from chargepoint.core.meter_fitness import MeterFitness
 from chargepoint.core.meters import ConnectorMeter
 from chargepoint.core.recovery import Recovery
@@ -75,13 +77,26 @@ class Station(StationContext):
         self._loops: list[asyncio.Task[None]] = []
         self._ready = asyncio.Event()
         self._fitness = MeterFitness(self)
-        self._stopping = Stopping(self, self.unplug)
+        # a full state dir: sessions refused, writes held in memory until space returns
+        self.disk_space = DiskSpace(Path(config.store.state_dir))
+        self.disk_space.security_event = self._security_event_later
+        self._stopping = Stopping(self, self.unplug, self.disk_space)
         self._recovery = Recovery(self, self._stopping, self.plug_in)
-        self._starting = Starting(self, self._fitness, self._stopping, self._recovery, self.plug_in)
+        self._starting = Starting(
+            self, self._fitness, self._stopping, self._recovery, self.plug_in, self.disk_space
+        )
         self._sampling = Sampling(
-            self, self.stop_transaction, self._fitness.meter_ready, METER_HEALTH_INTERVAL_S
+            self,
+            self.stop_transaction,
+            self._fitness.meter_ready,
+            METER_HEALTH_INTERVAL_S,
+            self.disk_space,
         )
         self.charging = SmartCharging(self)  # charging profiles and the limits the load follows
+
+    def _security_event_later(self, kind: str, info: str | None) -> object:
+        """`security_event` as the daemon sets it after this station was built."""
+        return self.security_event(kind, info)
 
     # ---- lifecycle ---------------------------------------------------------------------
 
@@ -104,6 +119,7 @@ class Station(StationContext):
                 await self.pin_key(c)
             except MeterError as exc:
                 log.error("connector %d: meter not reachable at start: %s", c.id, exc)
+        await self.disk_space.check()
         await self.authorizer.start()
         await self._recovery.take_over_open_sessions()
         await self.reservations.start()
@@ -117,6 +133,7 @@ class Station(StationContext):
             asyncio.create_task(self._supervised(sampling.health_loop), name="meter health"),
             asyncio.create_task(self._supervised(sampling.clock_loop), name="meter clocks"),
             asyncio.create_task(self._supervised(self.charging.run), name="charging limits"),
+            asyncio.create_task(self._supervised(self.disk_space.run), name="storage space"),
         ]
         self._ready.set()
 
@@ -132,6 +149,7 @@ class Station(StationContext):
 
     async def stop(self) -> None:
         """Cancel every task the station owns; open sessions stay open in the store."""
+        self.disk_space.stop()
         await cancel_and_wait([*self._loops, *self.tasks])
         self._loops.clear()
         self.tasks.clear()
@@ -182,6 +200,7 @@ class Station(StationContext):
             and c.pending_id_tag is None
             and c.operative
             and c.status is not S.FAULTED
+            and not self.disk_space.refuses_sessions
         ):
             self.spawn(self._starting.open_on_plug(c), f"open transaction connector {c.id}")
 
@@ -233,6 +252,9 @@ class Station(StationContext):
                 if decision.source is Source.SESSION_CARD:
                     return f"stopping session on connector {c.id}"
                 return f"stopping session on connector {c.id} ({decision.reason})"
+        if self.disk_space.refuses_sessions:
+            log.warning("id tag %s refused: %s", id_tag, REFUSAL)
+            return f"rejected: {REFUSAL}"
         free = self._free_connector(connector_id, id_tag)
         if free is None:
             if connector_id is not None:
@@ -299,6 +321,9 @@ class Station(StationContext):
         charging_profile: ChargingProfile | None = None,
     ) -> bool:
         """`charging_profile`: a TxProfile for the transaction this start opens."""
+        if self.disk_space.refuses_sessions:
+            log.warning("remote start for %s refused: %s", id_tag, REFUSAL)
+            return False
         c = self._free_connector(connector_id, id_tag)
         if c is None:
             return False
@@ -496,6 +521,8 @@ class Station(StationContext):
                 "entries": len(self.authorizer.local_list),
             },
             "reservations": [r.describe() for r in self.reservations.active()],
+            "storage": self.disk_space.describe(),
+            "storage_detail": self.disk_space.status(),
         }
 
     # ---- sessions ----------------------------------------------------------------------

@@ -14,6 +14,7 @@ from typing import Any
 
 from chargepoint.core import events
 from chargepoint.core.context import StationContext, free_status, set_power
+from chargepoint.core.disk_space import DiskSpace
 from chargepoint.core.status import ConnectorStatus, ErrorCode
 from chargepoint.core.transaction import (
     DEAUTHORIZING,
@@ -42,9 +43,12 @@ STORE_RETRY_S = 1.0
 class Stopping:
     """Ends sessions and closes transactions; `unplug` lets the simulated EV drive off."""
 
-    def __init__(self, ctx: StationContext, unplug: Callable[[int], None]) -> None:
+    def __init__(
+        self, ctx: StationContext, unplug: Callable[[int], None], disk_space: DiskSpace
+    ) -> None:
         self.ctx = ctx
         self._unplug = unplug
+        self.disk_space = disk_space  # a full disk: the writes wait in memory for space
 
     async def stop(
         self, c: Connector, reason: StopReason, id_tag: str | None, recovering: bool = False
@@ -211,30 +215,29 @@ class Stopping:
         if tx is None or tx.begin is not None:
             return
         now = utc_now()
-        await self.ctx.store.close_transaction(
-            tx.local_id,
-            closed_at=now,
-            stop_reason=reason.value,
-            stop_id_tag=id_tag,
-            messages=[
-                (
-                    events.TRANSACTION_ENDED,
-                    events.ended(
-                        connector_id=c.id,
-                        id_tag=id_tag,
-                        timestamp=now,
-                        meter_stop_wh=None,
-                        reason=reason.value,
-                        begin=None,
-                        end=None,
-                        unsigned_reason=None,
-                        stop_samples=[],
-                        sign_readings=False,
-                        public_key_mode=self.ctx.settings.raw("PublicKeyWithSignedMeterValue"),
-                        offline=not self.ctx.is_online(),
-                    ),
-                )
-            ],
+        ended = events.ended(
+            connector_id=c.id,
+            id_tag=id_tag,
+            timestamp=now,
+            meter_stop_wh=None,
+            reason=reason.value,
+            begin=None,
+            end=None,
+            unsigned_reason=None,
+            stop_samples=[],
+            sign_readings=False,
+            public_key_mode=self.ctx.settings.raw("PublicKeyWithSignedMeterValue"),
+            offline=not self.ctx.is_online(),
+        )
+        await self.disk_space.store(
+            f"the close of transaction {tx.local_id}",
+            lambda: self.ctx.store.close_transaction(
+                tx.local_id,
+                closed_at=now,
+                stop_reason=reason.value,
+                stop_id_tag=id_tag,
+                messages=[(events.TRANSACTION_ENDED, ended)],
+            ),
         )
         c.tx = None
         self._prove(tx.local_id)
@@ -256,17 +259,16 @@ class Stopping:
         if row is None:
             raise StoreError(f"session {tx.local_id} vanished from the store")
         now = utc_now()
-        await self.ctx.store.close_transaction(
-            tx.local_id,
-            closed_at=now,
-            stop_reason=row.stop_reason or close_reason.value,
-            stop_id_tag=row.stop_id_tag,
-            messages=[
-                (
-                    events.TRANSACTION_ENDED,
-                    self._ended_from_row(row, now, close_reason),
-                )
-            ],
+        ended = self._ended_from_row(row, now, close_reason)
+        await self.disk_space.store(
+            f"the close of transaction {tx.local_id}",
+            lambda: self.ctx.store.close_transaction(
+                tx.local_id,
+                closed_at=now,
+                stop_reason=row.stop_reason or close_reason.value,
+                stop_id_tag=row.stop_id_tag,
+                messages=[(events.TRANSACTION_ENDED, ended)],
+            ),
         )
         c.tx = None
         self._prove(tx.local_id)
@@ -341,10 +343,17 @@ class Stopping:
 
     async def _store_end(self, local_id: int, **kwargs: Any) -> None:
         """The session's end into the store; a failed write is retried, the signed end is
-        kept in memory meanwhile (never signed twice)."""
+        kept in memory meanwhile (never signed twice). On a full disk it waits in memory,
+        in order with the other held writes, until space returns: its Stop message is sent
+        only once the signed End is stored with it."""
+        signed = 1 if kwargs.get("end_ocmf") is not None else 0
         for attempt in range(1, STORE_RETRIES + 1):
             try:
-                await self.ctx.store.end_transaction(local_id, **kwargs)
+                await self.disk_space.store(
+                    f"the end of session {local_id}",
+                    lambda: self.ctx.store.end_transaction(local_id, **kwargs),
+                    signed_values=signed,
+                )
                 return
             except StoreError as exc:
                 log.error(

@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import Final, Protocol
 from urllib.parse import unquote, urlsplit
 
+from chargepoint.store.files import FILE_MODE, open_binary
+
 log = logging.getLogger("chargepoint.transfer")
 
 CHUNK: Final = 64 * 1024
@@ -175,7 +177,7 @@ class UrlTransfers:
             length = resp.getheader("Content-Length")
             if length is not None and length.isdigit() and offset + int(length) > max_bytes:
                 raise TooLarge(f"{offset + int(length)} bytes, the limit is {max_bytes}")
-            with part.open(mode) as out:
+            with open_binary(part, FILE_MODE, append=mode == "ab") as out:
                 written = offset
                 while chunk := resp.read1(CHUNK):  # what came, even when the server stalls
                     written += len(chunk)
@@ -224,7 +226,7 @@ class UrlTransfers:
             if size is not None and offset == size and size > 0:
                 return offset
             written = offset
-            with part.open("ab" if offset else "wb") as out:
+            with open_binary(part, FILE_MODE, append=bool(offset)) as out:
 
                 def write(chunk: bytes) -> None:
                     nonlocal written

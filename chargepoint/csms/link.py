@@ -3,6 +3,11 @@
 Profile 0: ws, no authentication (test benches only). 1: ws + HTTP Basic auth.
 2: wss (TLS 1.2+, server certificate checked) + Basic auth. 3: wss + TLS client certificate.
 Basic auth user is the station identity, the password comes from the config's secret.
+
+With TLS the server's certificate chain is checked against the configured CSMS roots only
+(csms.ca_file and the roots installed through OCPP; never the system's CAs), and its host
+name against the URL's; TLS below 1.2 is refused. A refused server is one log line
+(:class:`CsmsTlsRefused`, no traceback); the connection profiles record the security event.
 """
 
 from __future__ import annotations
@@ -12,18 +17,33 @@ import logging
 import random
 import ssl
 from dataclasses import dataclass
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from websockets.asyncio.client import ClientConnection, connect
 
 from chargepoint.config import CsmsConfig
 from chargepoint.core.certificates import TlsMaterial
+from chargepoint.core.connection_profiles import is_tls_version_refusal
 
 log = logging.getLogger("chargepoint.csms")
 
 
 class CsmsLinkError(Exception):
     """The CSMS could not be reached or refused the connection; retry later."""
+
+
+class CsmsTlsRefused(CsmsLinkError):
+    """The station refused the CSMS's TLS server: `kind` "certificate" (not signed by a
+    configured root, expired, or not for this host name) or "version" (no TLS 1.2 or newer).
+    Retried like any failure, but it needs the operator: the certificate or the server."""
+
+    def __init__(self, message: str, kind: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+class NoCsmsRoot(CsmsLinkError):
+    """TLS without any CSMS root to check the server against: nothing is trusted."""
 
 
 def station_url(base: str, station_id: str) -> str:
@@ -35,6 +55,13 @@ def tls_context(cfg: CsmsConfig, material: TlsMaterial | None = None) -> ssl.SSL
     """`material`: the installed CSMS roots (trusted besides csms.ca_file) and the station
     certificate from the certificate store, used instead of csms.client_cert when present."""
     material = material or TlsMaterial()
+    if cfg.ca_file is None and not material.ca_pem:
+        # create_default_context would fall back to the system's CAs: any public server
+        raise NoCsmsRoot(
+            f"security profile {cfg.security_profile} needs a CSMS root certificate to check "
+            "the server against: set csms.ca_file or install one (InstallCertificate "
+            "CSMSRootCertificate); not connecting"
+        )
     ctx = ssl.create_default_context(
         ssl.Purpose.SERVER_AUTH,
         cafile=str(cfg.ca_file) if cfg.ca_file else None,
@@ -95,6 +122,21 @@ async def open_link(
             proxy=None,
             max_size=cfg.max_frame_bytes,
         )
+    except CsmsLinkError:
+        raise
+    except ssl.SSLCertVerificationError as exc:
+        raise CsmsTlsRefused(
+            f"CSMS TLS certificate not trusted: {_verify_reason(exc)} (host {_host(url)})",
+            "certificate",
+        ) from exc
+    except ssl.SSLError as exc:
+        if is_tls_version_refusal(exc):
+            raise CsmsTlsRefused(
+                f"CSMS TLS version refused: the server offers nothing from TLS 1.2 on "
+                f"({exc.reason}) (host {_host(url)})",
+                "version",
+            ) from exc
+        raise CsmsLinkError(f"{url}: TLS: {exc.reason or exc}") from exc
     except Exception as exc:
         raise CsmsLinkError(f"{url}: {type(exc).__name__}: {exc}") from exc
     if ws.subprotocol != subprotocol:
@@ -102,3 +144,16 @@ async def open_link(
         raise CsmsLinkError(f"{url}: CSMS did not accept subprotocol {subprotocol}")
     log.info("connected to %s (%s, security profile %d)", url, subprotocol, cfg.security_profile)
     return ws
+
+
+def _host(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'wss' else 80)}"
+
+
+def _verify_reason(exc: ssl.SSLCertVerificationError) -> str:
+    """OpenSSL's reason in words: "self-signed certificate", "unable to get local issuer
+    certificate", "Hostname mismatch, certificate is not valid for 'x'.", "certificate has
+    expired", ..."""
+    reason = (exc.verify_message or exc.reason or str(exc)).strip().rstrip(".")
+    return reason[:1].lower() + reason[1:] if reason[:1].isupper() and " " in reason else reason

@@ -6,8 +6,8 @@ subscribes to, and the external limits it sets.
         {"event": "charging_limit", "connector": 1, "limit_w": 5520.0, "limit_a": 8.0,
          "phases": 3, "source": "TxProfile 7 (stack 1)", "since": "2026-05-02T10:00:00Z"}
         limit_w/limit_a are null when nothing limits the connector (source "none"). The
-        response is HTTP/1.1 200, Content-Type application/x-ndjson, without a length; it
-        ends when the client closes the connection or the daemon stops.
+        response is HTTP/1.1 200, Content-Type application/x-ndjson, without a length and
+        not chunked; it ends when the client closes the connection or the daemon stops.
     POST /charging-limit {"connector": 0, "limit": 16, "unit": "A", "source": "EMS",
                           "phases": 3, "duration": 3600, "grid_critical": false}
                                    an external limit (a building energy manager, the grid
@@ -28,16 +28,25 @@ import json
 import logging
 from typing import Any
 
+from aiohttp import web
+
 from chargepoint.core.charging.controller import ConnectorLimit, SmartCharging
 from chargepoint.core.charging.profiles import LimitSource, RateUnit
 from chargepoint.core.charging.validation import ProfileRejected
-from chargepoint.core.tasks import cancel_and_wait
 
 log = logging.getLogger("chargepoint.service.control")
 
 # dispatch() answers GET /events with this body: the server then streams instead of answering
 EVENTS_STREAM: dict[str, Any] = {}
 QUEUE_LIMIT = 1000  # events a slow subscriber may fall behind before it is dropped
+CLIENT_CHECK_S = 0.5  # how often a quiet stream looks whether its client is still there
+
+
+class _CloseDelimited(web.StreamResponse):
+    """A response that ends when the connection closes: no length, no chunked framing, so a
+    client reads plain JSON lines (as before the server was aiohttp)."""
+
+    _length_check = False
 
 
 class LimitStreams:
@@ -45,48 +54,56 @@ class LimitStreams:
 
     def __init__(self, charging: SmartCharging) -> None:
         self.charging = charging
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._queues: set[asyncio.Queue[ConnectorLimit | None]] = set()
+        self._closing = False
 
-    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
-        queue: asyncio.Queue[ConnectorLimit] = asyncio.Queue(QUEUE_LIMIT)
+    async def serve(self, request: web.Request) -> web.StreamResponse:
+        response = _CloseDelimited(
+            headers={"Content-Type": "application/x-ndjson", "Cache-Control": "no-cache"}
+        )
+        response.force_close()
+        queue: asyncio.Queue[ConnectorLimit | None] = asyncio.Queue(QUEUE_LIMIT)
 
         def put(limit: ConnectorLimit) -> None:
             with contextlib.suppress(asyncio.QueueFull):
                 queue.put_nowait(limit)
 
         unsubscribe = self.charging.subscribe(put)
-        closed = asyncio.create_task(reader.read(), name="events client")
+        self._queues.add(queue)
         try:
-            writer.write(
-                b"HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\n"
-                b"Cache-Control: no-cache\r\nConnection: close\r\n\r\n"
-            )
+            await response.prepare(request)
             for limit in self.charging.limits().values():
-                writer.write(_line(limit))
-            await writer.drain()
-            while True:
-                getting = asyncio.create_task(queue.get(), name="next limit")
-                done, _ = await asyncio.wait({getting, closed}, return_when=asyncio.FIRST_COMPLETED)
-                if closed in done or getting not in done:
-                    await cancel_and_wait([getting])
-                    return
-                writer.write(_line(getting.result()))
-                await writer.drain()
-        except (ConnectionError, asyncio.IncompleteReadError):
-            return
+                await response.write(_line(limit))
+            while not self._closing:
+                try:
+                    item = await asyncio.wait_for(queue.get(), CLIENT_CHECK_S)
+                except TimeoutError:
+                    if _client_gone(request):
+                        break
+                    continue
+                if item is None:  # the daemon stops
+                    break
+                await response.write(_line(item))
+        except ConnectionError:
+            pass
         finally:
             unsubscribe()
-            await cancel_and_wait([closed])
-            with contextlib.suppress(ConnectionError, RuntimeError):
-                writer.close()
-            self._tasks.discard(task)
+            self._queues.discard(queue)
+        return response
 
-    async def close(self) -> None:
-        await cancel_and_wait(list(self._tasks))
-        self._tasks.clear()
+    def close(self) -> None:
+        """Every stream ends (the server's cleanup waits for them)."""
+        self._closing = True
+        for queue in self._queues:
+            with contextlib.suppress(asyncio.QueueEmpty):
+                while queue.full():
+                    queue.get_nowait()
+            queue.put_nowait(None)
+
+
+def _client_gone(request: web.Request) -> bool:
+    transport = request.transport
+    return transport is None or transport.is_closing()
 
 
 def _line(limit: ConnectorLimit) -> bytes:

@@ -29,12 +29,13 @@ from chargepoint.core.station import Station
 from chargepoint.core.tasks import cancel_and_wait
 from chargepoint.core.transfer import UrlTransfers
 from chargepoint.service import lifecycle
-from chargepoint.service.control import ControlAddress, ControlServer
+from chargepoint.service.control import ControlAddress
 from chargepoint.service.instance_lock import InstanceLock
 from chargepoint.service.meters import MeterFleet
 from chargepoint.service.sd_notify import SdNotifier, Watchdog, watchdog_interval
 from chargepoint.service.setpoints import SetpointWriter
 from chargepoint.store import AsyncStore
+from chargepoint.store.files import DIR_MODE, make_directory
 from meter.errors import MeterError
 
 log = logging.getLogger("chargepoint.service.daemon")
@@ -56,6 +57,7 @@ class UnsupportedVersion(Exception):
 if TYPE_CHECKING:
     from chargepoint.csms.ocpp16.adapter import Ocpp16Adapter
     from chargepoint.csms.ocpp201.adapter import Ocpp201Adapter
+    from chargepoint.service.control_server import ControlServer
 
 
 async def _offline(_: str) -> IdTagInfo | None:
@@ -101,7 +103,7 @@ class Daemon:
         cfg = self.config
         if cfg.csms.ocpp_version not in SUPPORTED_VERSIONS:
             raise UnsupportedVersion(f"OCPP {cfg.csms.ocpp_version} is not supported")
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        make_directory(self.state_dir, DIR_MODE)
         # before anything else: a second daemon on this state dir touches nothing
         control_address = ControlAddress(cfg.control.listen, self.state_dir)
         self.instance_lock.acquire(f"control {control_address.describe()}")
@@ -131,6 +133,7 @@ class Daemon:
         self.security = security
         await security.load()
         station.security_event = security.events.record_soon
+        security.events.space = station.disk_space  # a full disk: events wait in memory
         self.adapter = await self._adapter(station, settings, store, authorizer, security)
         fw = cfg.firmware
         self.firmware = FirmwareUpdates(
@@ -142,11 +145,14 @@ class Daemon:
         self.adapter.firmware = self.firmware
         self.adapter.logs = self.logs
         await security.start()
+        from chargepoint.service.control_server import ControlServer  # aiohttp: daemon only
+
         self.control = ControlServer(station, control_address)
         await self.control.start()
         await station.start()
         self.setpoints = SetpointWriter(cfg.smart_charging, station.charging)
         self.setpoints.start()
+        await self.logs.start()  # a log upload a power loss cut off: its final status
         self._adapter_task = asyncio.create_task(
             self.adapter.run(), name=f"ocpp {cfg.csms.ocpp_version} adapter"
         )

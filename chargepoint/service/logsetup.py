@@ -9,6 +9,7 @@ journal files all of it at the record's priority.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import logging.handlers
@@ -16,6 +17,8 @@ import os
 import sys
 from pathlib import Path
 from typing import Literal, TextIO
+
+from chargepoint.store.files import FILE_MODE, make_directory, open_text
 
 JournalMode = Literal["auto", "always", "never"]
 
@@ -130,13 +133,21 @@ def setup_logging(
 LOG_FILE_NAME = "chargepoint.log"
 
 
+class LogFileHandler(logging.handlers.RotatingFileHandler):
+    """Size-capped rotating log files of mode FILE_MODE, whatever the umask (the rotated
+    files keep it: rotation renames)."""
+
+    def _open(self) -> io.TextIOWrapper:
+        return open_text(Path(self.baseFilename), FILE_MODE, append=True, encoding="utf-8")
+
+
 def add_file_log(
     directory: Path, max_bytes: int, backups: int, level: str | None = None
 ) -> logging.Handler:
     """Also write the log to size-capped rotating files `<directory>/chargepoint.log[.N]`
     (plain lines with times; they go into the diagnostics archive). Returns the handler."""
-    directory.mkdir(parents=True, exist_ok=True)
-    handler = logging.handlers.RotatingFileHandler(
+    make_directory(directory)
+    handler = LogFileHandler(
         directory / LOG_FILE_NAME, maxBytes=max_bytes, backupCount=backups, encoding="utf-8"
     )
     handler.setFormatter(PlainFormatter())

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from chargepoint.config import ConnectorConfig, MeterBusConfig, StationConfig
 from chargepoint.core.meters import ConnectorMeter
 from chargepoint.store import AsyncStore
+from chargepoint.store.files import PRIVATE_DIR_MODE, make_directory
 from meter.bsm.driver import BsmWs36a, MeterTimeouts
 from meter.interface import SigningMeter
 from meter.modbus.bus import ModbusBus
@@ -64,7 +65,7 @@ class MeterFleet:
 
         sim_cfg = self.config.simulator
         assert sim_cfg is not None, "config validation requires the simulator section"
-        folder = self.state_dir / "simulated-meters"
+        folder = make_directory(self.state_dir / "simulated-meters", PRIVATE_DIR_MODE)
         members: dict[int, SimulatedBsm] = {}
         for conn in self.config.connectors:
             if conn.meter.bus != bus_cfg.name:
@@ -108,7 +109,7 @@ class MeterFleet:
             )
         from meter.stationsign.meter import StationSignedMeter
 
-        folder = self.state_dir / "test-signer"
+        folder = make_directory(self.state_dir / "test-signer", PRIVATE_DIR_MODE)
         log.warning(
             "connector %d: TEST MODE: the station signs the meter's readings with its "
             "own key; these sessions are NOT calibration-law compliant",

@@ -26,7 +26,7 @@ fsync. Both are composed of one part per table family (:mod:`~chargepoint.store.
 from __future__ import annotations
 
 from chargepoint.store.async_store import AsyncStore
-from chargepoint.store.errors import StoreError
+from chargepoint.store.errors import StoreError, StoreFull, disk_full
 from chargepoint.store.local_list import LocalListRow
 from chargepoint.store.reservations import ReservationRow
 from chargepoint.store.rows import (
@@ -53,6 +53,8 @@ __all__ = [
     "ReservationRow",
     "Store",
     "StoreError",
+    "StoreFull",
     "TransactionRow",
+    "disk_full",
     "utc_now",
 ]

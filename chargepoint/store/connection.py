@@ -21,8 +21,8 @@ from types import TracebackType
 from typing import Self, TypeVar
 
 from chargepoint.store import schema
-from chargepoint.store.errors import StoreError
-from chargepoint.store.files import BUSY_TIMEOUT_S, create, probe, uri
+from chargepoint.store.errors import StoreError, StoreFull, disk_full
+from chargepoint.store.files import BUSY_TIMEOUT_S, create, probe, restrict_store_files, uri
 from chargepoint.store.schema import apply_migrations
 from chargepoint.store.wal import check_wal
 
@@ -47,6 +47,14 @@ def _open(path: Path, mode: str, failure: str) -> sqlite3.Connection:
         )
     except sqlite3.Error as exc:
         raise StoreError(f"{path}: {failure}: {exc}") from exc
+
+
+def _write_error(path: Path, what: str, exc: BaseException) -> StoreError:
+    """The error a failed write raises: StoreFull when the disk is full (the caller keeps
+    what it wanted to write), else StoreError."""
+    if disk_full(exc):
+        return StoreFull(f"{path}: {what}: the disk is full ({exc})")
+    return StoreError(f"{path}: {what}: {exc}")
 
 
 class StoreBase:
@@ -92,6 +100,7 @@ class StoreBase:
     def _prepare(path: Path, station_id: str) -> int:
         if not (path.exists() or path.is_symlink()) and create(path, station_id):
             return schema.SCHEMA_VERSION
+        restrict_store_files(path)  # a store an older version left readable by others
         check_wal(path)  # before SQLite reads the WAL and silently drops what follows damage
         return probe(path, station_id)
 
@@ -189,14 +198,14 @@ class StoreBase:
             try:
                 conn.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
-                raise StoreError(f"{self.path}: cannot begin a write: {exc}") from exc
+                raise _write_error(self.path, "cannot begin a write", exc) from exc
             try:
                 result = fn(conn)
                 conn.execute("COMMIT")
             except BaseException as exc:
                 self._rollback(conn)
-                if isinstance(exc, sqlite3.Error):
-                    raise StoreError(f"{self.path}: write failed, nothing stored: {exc}") from exc
+                if isinstance(exc, sqlite3.Error) or disk_full(exc):
+                    raise _write_error(self.path, "write failed, nothing stored", exc) from exc
                 raise
             return result
 

@@ -8,6 +8,8 @@ file is built under a temporary name and linked into place only when complete.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import os
 import sqlite3
@@ -15,6 +17,7 @@ import tempfile
 import urllib.parse
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Final
 
 from chargepoint.store import schema
 from chargepoint.store.errors import StoreDamaged, StoreError
@@ -27,6 +30,79 @@ SQLITE_MAGIC = b"SQLite format 3\x00"
 HEADER_SIZE = 100
 APPLICATION_ID_OFFSET = 68
 BUSY_TIMEOUT_S = 10.0
+
+# The modes of every file and directory the daemon writes, whatever the umask: secrets (keys,
+# passwords, tokens) and the store are the service user's alone, the rest may be read by its
+# group (logs, certificates, job files, exports), nothing by others.
+SECRET_MODE: Final = 0o600
+FILE_MODE: Final = 0o640
+PRIVATE_DIR_MODE: Final = 0o700
+DIR_MODE: Final = 0o750
+STORE_MODE: Final = SECRET_MODE
+
+
+def make_directory(path: Path, mode: int = DIR_MODE) -> Path:
+    """`path` as a directory: the directories created here (parents too) get `mode`
+    exactly; an existing one keeps its mode less what `mode` does not grant (narrowed,
+    never widened)."""
+    missing: list[Path] = []
+    probe_path = path
+    while not probe_path.exists() and probe_path != probe_path.parent:
+        missing.append(probe_path)
+        probe_path = probe_path.parent
+    path.mkdir(parents=True, exist_ok=True)
+    for created in missing:
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(created, mode)
+    if not missing:
+        narrow(path, mode)
+    return path
+
+
+def narrow(path: Path, mode: int) -> None:
+    """Take away the permission bits of `path` that `mode` does not grant (never adds any;
+    a file of another user is left as it is)."""
+    try:
+        current = os.stat(path).st_mode & 0o7777
+        extra = current & 0o777 & ~mode  # setuid/setgid/sticky bits are kept
+        if extra:
+            os.chmod(path, current & ~extra)
+    except PermissionError:
+        pass
+
+
+def open_fd(path: Path, mode: int = FILE_MODE, *, append: bool = False) -> int:
+    """A descriptor of `path` for writing (truncated, or appended to with `append`) with
+    exactly `mode`, whatever the umask and whatever mode an existing file had."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | (os.O_APPEND if append else os.O_TRUNC)
+    fd = os.open(path, flags, mode)
+    try:
+        os.fchmod(fd, mode)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def open_text(
+    path: Path, mode: int = FILE_MODE, *, append: bool = False, encoding: str = "utf-8"
+) -> io.TextIOWrapper:
+    """`path` opened for writing text, with exactly `mode` (see open_fd)."""
+    return os.fdopen(open_fd(path, mode, append=append), "a" if append else "w", encoding=encoding)
+
+
+def open_binary(path: Path, mode: int = FILE_MODE, *, append: bool = False) -> io.BufferedWriter:
+    """`path` opened for writing bytes, with exactly `mode` (see open_fd)."""
+    return os.fdopen(open_fd(path, mode, append=append), "ab" if append else "wb")
+
+
+def restrict_store_files(path: Path) -> None:
+    """The store and its -wal/-shm files readable by the service user only (STORE_MODE);
+    for stores an older version left wider. Call it before the store is opened for
+    writing: SQLite gives new -wal/-shm files the mode of the database."""
+    for each in [path, *_side_files(path)]:
+        with contextlib.suppress(FileNotFoundError):
+            narrow(each, STORE_MODE)
 
 
 def _read_header(path: Path) -> bytes:
@@ -170,7 +246,8 @@ def create(path: Path, station_id: str) -> bool:
     Returns False when another file appeared at `path` meanwhile (it is then left alone).
     """
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.parent.is_dir():
+            make_directory(path.parent)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".new", dir=path.parent)
         os.close(fd)
     except OSError as exc:

@@ -343,6 +343,7 @@ def _build(path: Path, station_id: str, version: int) -> None:
         if not files.create(path, station_id):
             raise StoreError(f"{path} appeared while the new store was being built")
         return
+    os.close(files.open_fd(path, files.STORE_MODE))  # SQLite takes an empty file as new
     conn = sqlite3.connect(path, isolation_level=None)
     try:
         conn.execute("PRAGMA journal_mode = WAL")
@@ -539,8 +540,8 @@ def install(built: Path, path: Path) -> Path:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     aside = path.with_name(f"{path.name}.damaged-{stamp}")
     try:
-        was = path.stat()  # the new file gets the damaged one's mode and, as root, its owner
-        os.chmod(built, was.st_mode & 0o777)
+        was = path.stat()  # the new file gets the store's mode and, as root, the old owner
+        os.chmod(built, files.STORE_MODE)
         if os.geteuid() == 0:
             os.chown(built, was.st_uid, was.st_gid)
         _keep(path, aside)

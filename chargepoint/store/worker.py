@@ -1,10 +1,13 @@
 """The store's worker thread: :class:`AsyncStoreBase` runs each call of the synchronous
-store on it, in the order the calls were made, so the event loop never waits for an fsync."""
+store on it, in the order the calls were made, so the event loop never waits for an fsync.
+A full disk surfaces as :class:`~chargepoint.store.errors.StoreFull`, whether SQLite or a
+plain file write noticed it."""
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -12,7 +15,9 @@ from types import TracebackType
 from typing import ParamSpec, Self, TypeVar
 
 from chargepoint.store.connection import StoreBase
-from chargepoint.store.errors import StoreError
+from chargepoint.store.errors import StoreError, StoreFull, disk_full
+
+log = logging.getLogger("chargepoint.store")
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -46,7 +51,15 @@ class AsyncStoreBase:
         if self._closed:
             raise StoreError(f"{self._store.path}: the store is closed")
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+        try:
+            return await loop.run_in_executor(
+                self._executor, functools.partial(fn, *args, **kwargs)
+            )
+        except OSError as exc:
+            # a file the store writes beside the database (ENOSPC): typed like SQLITE_FULL
+            if disk_full(exc):
+                raise StoreFull(f"{self._store.path}: the disk is full ({exc})") from exc
+            raise
 
     async def close(self) -> None:
         """Finish every call made so far, close the store and stop the worker. Idempotent."""
@@ -55,7 +68,13 @@ class AsyncStoreBase:
         self._closed = True
         loop = asyncio.get_running_loop()
         try:
-            await loop.run_in_executor(self._executor, self._store.close)
+            try:
+                await loop.run_in_executor(self._executor, self._store.close)
+            except StoreFull as exc:
+                # what the close had still to write (acknowledgements) is lost: those
+                # messages are sent again after the restart (at least once, never lost)
+                log.error("closing the store with the disk full: %s", exc)
+                await loop.run_in_executor(self._executor, StoreBase.close, self._store)
         finally:
             self._executor.shutdown(wait=True)  # the worker is idle by now
 

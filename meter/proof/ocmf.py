@@ -11,10 +11,11 @@ import binascii
 import functools
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, TypeVar
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -60,6 +61,20 @@ _SA_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
     "SHA384": hashes.SHA384,
     "SHA512": hashes.SHA512,
 }
+
+
+_T = TypeVar("_T")
+
+
+def _frozen(cls: type[_T], fields: dict[str, Any]) -> _T:
+    """An instance of the frozen dataclass `cls` holding `fields`, which name every field.
+
+    What the generated __init__ makes, without its object.__setattr__ call per field: that
+    costs more than the rest of parsing a reading, and a meter's file holds them by the ten
+    thousand (tests compare the two)."""
+    instance: _T = object.__new__(cls)
+    instance.__dict__.update(fields)
+    return instance
 
 
 class OcmfFormatError(ValueError):
@@ -165,6 +180,10 @@ def _reject_constant(name: str) -> Any:
 
 
 _DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=_reject_constant)
+# what raw_decode and json.loads call, called directly: (value, end) of the JSON value at an
+# index, or StopIteration when none starts there
+_SCAN_PAYLOAD: Callable[[str, int], tuple[Any, int]] = vars(_DECODER)["scan_once"]
+_SCAN_JSON: Callable[[str, int], tuple[Any, int]] = vars(json.JSONDecoder())["scan_once"]
 
 
 def parse_ocmf(data: str | bytes) -> OcmfRecord:
@@ -185,13 +204,16 @@ def parse_ocmf(data: str | bytes) -> OcmfRecord:
         raise OcmfFormatError("payload is not a JSON object")
     signature, signature_bytes = _parse_signature(signature_text)
     readings = _parse_readings(payload)
-    return OcmfRecord(
-        raw=text,
-        payload_bytes=payload_text.encode("utf-8"),
-        payload=payload,
-        signature=signature,
-        readings=readings,
-        signature_bytes=signature_bytes,
+    return _frozen(
+        OcmfRecord,
+        {
+            "raw": text,
+            "payload_bytes": payload_text.encode("utf-8"),
+            "payload": payload,
+            "signature": signature,
+            "readings": readings,
+            "signature_bytes": signature_bytes,
+        },
     )
 
 
@@ -203,9 +225,14 @@ def _split(text: str) -> tuple[str, Any, str]:
     if text[start : start + 1] != "{":
         raise OcmfFormatError("payload section does not start with '{'")
     try:
-        payload, end = _DECODER.raw_decode(text, start)
+        payload, end = _SCAN_PAYLOAD(text, start)
     except ValueError as exc:
         raise OcmfFormatError(f"payload is not valid JSON: {exc}") from None
+    except StopIteration as stop:  # as raw_decode words it
+        reason = json.JSONDecodeError("Expecting value", text, stop.value)
+        raise OcmfFormatError(f"payload is not valid JSON: {reason}") from None
+    except RecursionError:
+        raise OcmfFormatError("payload is not valid JSON: nested too deeply") from None
     if end >= len(text):
         raise OcmfFormatError("no signature section after the payload")
     if text[end] != "|":
@@ -223,31 +250,44 @@ def _split(text: str) -> tuple[str, Any, str]:
 def _is_json_object(text: str) -> bool:
     try:
         return isinstance(json.loads(text), dict)
-    except ValueError:
+    except (ValueError, RecursionError):
         return False
 
 
 def _parse_signature(text: str) -> tuple[dict[str, Any], bytes]:
     """The signature section and its SD decoded per SE."""
-    try:
-        signature = json.loads(text)
-    except ValueError as exc:
-        raise OcmfFormatError(f"signature section is not valid JSON: {exc}") from None
+    try:  # a meter's section is one object, nothing around it: what json.loads gives
+        signature, end = _SCAN_JSON(text, 0)
+        if end != len(text):
+            raise ValueError("white space or more after the object")
+    except (StopIteration, ValueError, RecursionError):
+        signature = _load_signature(text)  # the same, or json.loads' reason why not
     if not isinstance(signature, dict):
         raise OcmfFormatError("signature section is not a JSON object")
-    sd = signature.get("SD")
+    get = signature.get
+    sd = get("SD")
     if sd is None:
         raise OcmfFormatError("signature section has no SD (signature data)")
     if not isinstance(sd, str) or not sd:
         raise OcmfFormatError("signature data SD is not a non-empty string")
-    for key in ("SA", "SE", "SM"):
-        if key in signature and not isinstance(signature[key], str):
-            raise OcmfFormatError(f"signature field {key} is not a string")
-    encoding = str(signature.get("SE") or DEFAULT_ENCODING)
+    if not (type(get("SA", "")) is type(get("SE", "")) is type(get("SM", "")) is str):
+        for key in ("SA", "SE", "SM"):
+            if key in signature and not isinstance(signature[key], str):
+                raise OcmfFormatError(f"signature field {key} is not a string")
+    encoding = str(get("SE") or DEFAULT_ENCODING)
     try:
         return signature, _decode_sd(sd, encoding)
     except (ValueError, binascii.Error) as exc:
         raise OcmfFormatError(f"signature data SD is not valid {encoding}: {exc}") from None
+
+
+def _load_signature(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise OcmfFormatError(f"signature section is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise OcmfFormatError("signature section is not valid JSON: nested too deeply") from None
 
 
 def _parse_readings(payload: dict[str, Any]) -> list[OcmfReading]:
@@ -272,15 +312,28 @@ def parse_time(text: str) -> tuple[datetime, str]:
     match = _TIME_RE.match(text)
     if match is None:
         raise OcmfFormatError(f"TM {text!r} is not 'YYYY-MM-DDTHH:MM:SS,fff+hhmm F'")
-    date, clock, frac, sign, hours, minutes, flag = match.groups()
+    flag = match[7]
+    try:
+        # the matched time with its offset is ISO 8601 as fromisoformat reads it (the comma,
+        # 1-6 digits of fraction, +hhmm), in one call; what it refuses the steps below name
+        moment = datetime.fromisoformat(text[: match.end(6)])
+    except ValueError:
+        moment = _time_in_steps(text, match)
+    if flag not in TIME_FLAGS:
+        raise OcmfFormatError(f"TM {text!r} has unknown sync flag {flag!r}")
+    return moment, flag
+
+
+def _time_in_steps(text: str, match: re.Match[str]) -> datetime:
+    """The time of a TM the regex matched, its date and its offset read apart, so that the
+    reason names what is wrong."""
+    date, clock, frac, sign, hours, minutes, _ = match.groups()
     try:
         moment = datetime.fromisoformat(f"{date}T{clock}.{(frac or '0').ljust(6, '0')}")
         tz = _zone(sign, hours, minutes)
     except ValueError as exc:
         raise OcmfFormatError(f"TM {text!r} is not a valid time: {exc}") from None
-    if flag not in TIME_FLAGS:
-        raise OcmfFormatError(f"TM {text!r} has unknown sync flag {flag!r}")
-    return moment.replace(tzinfo=tz), flag
+    return moment.replace(tzinfo=tz)
 
 
 @functools.lru_cache(maxsize=64)
@@ -316,30 +369,32 @@ def _text(item: dict[str, Any], key: str) -> str | None:
     return value
 
 
+# the reading's text fields in the order their types are checked
+_READING_TEXTS = ("TX", "ST", "EF", "RU", "RI", "RT", "XU", "XI")
+_TEXT_TYPES = frozenset({str, type(None)})
+
+
 def _parse_reading(item: dict[str, Any]) -> OcmfReading:
     # the checks in this order: a reading with several faults names the first of them
-    get = item.get
-    tm = get("TM")
+    tm = item.get("TM")
     if tm is None:
         raise OcmfFormatError("no TM (time)")
     if not isinstance(tm, str):
         raise OcmfFormatError("TM is not a string")
     moment, flag = parse_time(tm)
-    tx = _text(item, "TX")
-    if tx is not None and tx not in READING_REASONS:
-        raise OcmfFormatError(f"TX {tx!r} is not one of {''.join(sorted(READING_REASONS))}")
-    if "RV" not in item:
-        raise OcmfFormatError("no RV (reading value)")
-    value = _decimal(item["RV"], "RV")
-    xv_raw = get("XV")
-    xv = None if xv_raw is None else _decimal(xv_raw, "XV")
-    xt_raw = get("XT")
-    if xt_raw is not None and (isinstance(xt_raw, bool) or not isinstance(xt_raw, int)):
-        raise OcmfFormatError("XT is not an integer")
-    status = _text(item, "ST")
-    error_flags = _text(item, "EF") or ""
-    unit, obis, reading_type = _text(item, "RU"), _text(item, "RI"), _text(item, "RT")
-    xu, xi = _text(item, "XU"), _text(item, "XI")
+    get = item.get
+    texts = (get("TX"), get("ST"), get("EF"), get("RU"), get("RI"), get("RT"), get("XU"), get("XI"))
+    tx, status, error_flags, unit, obis, reading_type, xu, xi = texts
+    value, xv, xt = get("RV"), get("XV"), get("XT")
+    if not (
+        type(value) is Decimal
+        and (xv is None or type(xv) is Decimal)
+        and (xt is None or type(xt) is int)
+        and _TEXT_TYPES.issuperset(map(type, texts))
+        and (tx is None or tx in READING_REASONS)
+    ):  # what a meter's JSON always is, tested at once; anything else field by field
+        value, xv = _checked_values(item, tx)
+    error_flags = error_flags or ""
 
     problems: list[str] = []
     if status is None:
@@ -348,28 +403,49 @@ def _parse_reading(item: dict[str, Any]) -> OcmfReading:
         problems.append(f"meter status ST {status!r} is not 'G' (good)")
     if error_flags:
         problems.append(f"error flags EF {error_flags!r} set")
-    warnings: list[str] = []
-    if flag != "S":
-        warnings.append(f"time status {flag} ({TIME_FLAGS[flag]})")
-    return OcmfReading(
-        time_text=tm,
-        time=moment,
-        time_status=flag,
-        tx=tx,
-        value=value,
-        unit=unit,
-        obis=obis,
-        status=status,
-        error_flags=error_flags,
-        reading_type=reading_type,
-        xv=xv,
-        xu=xu,
-        xi=xi,
-        xt=xt_raw,
-        billable=not problems,
-        problems=problems,
-        warnings=warnings,
+    warnings = [] if flag == "S" else [f"time status {flag} ({TIME_FLAGS[flag]})"]
+    return _frozen(
+        OcmfReading,
+        {
+            "time_text": tm,
+            "time": moment,
+            "time_status": flag,
+            "tx": tx,
+            "value": value,
+            "unit": unit,
+            "obis": obis,
+            "status": status,
+            "error_flags": error_flags,
+            "reading_type": reading_type,
+            "xv": xv,
+            "xu": xu,
+            "xi": xi,
+            "xt": xt,
+            "billable": not problems,
+            "problems": problems,
+            "warnings": warnings,
+        },
     )
+
+
+def _checked_values(item: dict[str, Any], tx: Any) -> tuple[Decimal, Decimal | None]:
+    """(RV, XV) as numbers, each field of a reading checked in turn; raises OcmfFormatError
+    naming the first that is wrong."""
+    if tx is not None and not isinstance(tx, str):
+        raise OcmfFormatError("TX is not a string")
+    if tx is not None and tx not in READING_REASONS:
+        raise OcmfFormatError(f"TX {tx!r} is not one of {''.join(sorted(READING_REASONS))}")
+    if "RV" not in item:
+        raise OcmfFormatError("no RV (reading value)")
+    value = _decimal(item["RV"], "RV")
+    xv_raw = item.get("XV")
+    xv = None if xv_raw is None else _decimal(xv_raw, "XV")
+    xt_raw = item.get("XT")
+    if xt_raw is not None and (isinstance(xt_raw, bool) or not isinstance(xt_raw, int)):
+        raise OcmfFormatError("XT is not an integer")
+    for key in _READING_TEXTS[1:]:
+        _text(item, key)
+    return value, xv
 
 
 @functools.lru_cache(maxsize=32)
@@ -394,14 +470,15 @@ def _ecdsa(hash_cls: type[hashes.HashAlgorithm]) -> ec.ECDSA:
     return ec.ECDSA(hash_cls())
 
 
-def _signature_check(record: OcmfRecord, key: PublicKeyInfo) -> str | None:
-    """None when the signature is valid, else the reason it is not."""
+def signature_problem(record: OcmfRecord, key: PublicKeyInfo) -> str | None:
+    """None when the record's signature is valid for `key`, else the reason it is not."""
+    algorithm = record.algorithm
     try:
-        curve, hash_cls = algorithm_parts(record.algorithm)
+        curve, hash_cls = algorithm_parts(algorithm)
     except ValueError as exc:
         return str(exc)
     if key.curve_name != curve:
-        return f"key is on {key.curve_name} but SA {record.algorithm} needs {curve}"
+        return f"key is on {key.curve_name} but SA {algorithm} needs {curve}"
     mime = record.signature.get("SM")
     if mime is not None and str(mime).lower() != "application/x-der":
         return f"unsupported signature mime type SM {mime!r}"
@@ -417,18 +494,24 @@ def _signature_check(record: OcmfRecord, key: PublicKeyInfo) -> str | None:
             return f"malformed DER signature ({len(signature)} bytes)"
         return (
             f"signature does not match the payload and key sha256:{key.fingerprint[:16]}"
-            f" ({record.algorithm})"
+            f" ({algorithm})"
         )
     return None
 
 
+def reading_warnings(readings: list[OcmfReading]) -> list[str]:
+    """The readings' warnings, each once, in their order."""
+    if len(readings) == 1:
+        return readings[0].warnings.copy()
+    warnings = [w for reading in readings for w in reading.warnings]
+    return list(dict.fromkeys(warnings)) if len(warnings) > 1 else warnings
+
+
 def verify_ocmf(record: OcmfRecord, key: PublicKeyInfo) -> OcmfVerification:
     """Verify the signature over the exact payload bytes and judge the readings' billability."""
-    failure = _signature_check(record, key)
+    failure = signature_problem(record, key)
     readings = record.readings
-    warnings = [w for reading in readings for w in reading.warnings]
-    if len(warnings) > 1:
-        warnings = list(dict.fromkeys(warnings))
+    warnings = reading_warnings(readings)
     if failure is not None:
         return OcmfVerification(False, False, failure, readings, warnings)
     if all(reading.billable for reading in readings):
@@ -436,7 +519,7 @@ def verify_ocmf(record: OcmfRecord, key: PublicKeyInfo) -> OcmfVerification:
         return OcmfVerification(True, True, reason, readings, warnings)
     problems = [
         f"reading {index} ({reading.tx or '?'}): {'; '.join(reading.problems)}"
-        for index, reading in enumerate(record.readings, start=1)
+        for index, reading in enumerate(readings, start=1)
         if not reading.billable
     ]
     reason = "signature valid, not billable: " + "; ".join(problems)

@@ -3,6 +3,7 @@ pair (meter.proof.session), against keys the user trusts or, failing those, the 
 
 from __future__ import annotations
 
+import bisect
 import functools
 import string
 from collections.abc import Callable, Iterable, Iterator
@@ -50,18 +51,55 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
+class SeenIds:
+    """The transaction ids met so far, as sorted runs of consecutive ids: an export lists its
+    sessions in order, so its ids take one run per gap, not one entry per session (memory
+    flat in the file's size); ids out of order are still found when they come again."""
+
+    def __init__(self) -> None:
+        self._starts: list[int] = []
+        self._ends: list[int] = []  # inclusive
+
+    def add(self, tid: int) -> bool:
+        """Record `tid`; False when it was met before."""
+        starts, ends = self._starts, self._ends
+        if not ends or tid > ends[-1]:  # the usual case: ascending
+            if ends and tid == ends[-1] + 1:
+                ends[-1] = tid
+            else:
+                starts.append(tid)
+                ends.append(tid)
+            return True
+        i = bisect.bisect_right(starts, tid) - 1
+        if i >= 0 and tid <= ends[i]:
+            return False
+        if i >= 0 and tid == ends[i] + 1:
+            ends[i] = tid
+            if i + 1 < len(starts) and starts[i + 1] == tid + 1:  # two runs meet
+                ends[i] = ends.pop(i + 1)
+                del starts[i + 1]
+        elif i + 1 < len(starts) and starts[i + 1] == tid + 1:
+            starts[i + 1] = tid
+        else:
+            starts.insert(i + 1, tid)
+            ends.insert(i + 1, tid)
+        return True
+
+    @property
+    def runs(self) -> int:
+        return len(self._starts)
+
+
 def _sessions(values: Iterator[SignedValue]) -> Iterator[tuple[int, list[SignedValue]]]:
     """Values grouped by transactionId; a transaction's values must be adjacent."""
     current: list[SignedValue] = []
-    seen: set[int] = set()
+    seen = SeenIds()
     for v in values:
         if current and v.transaction_id != current[0].transaction_id:
             yield current[0].transaction_id, current
             current = []
-        if not current:
-            if v.transaction_id in seen:
-                raise SafeXmlError(f"transaction {v.transaction_id} appears twice in the file")
-            seen.add(v.transaction_id)
+        if not current and not seen.add(v.transaction_id):
+            raise SafeXmlError(f"transaction {v.transaction_id} appears twice in the file")
         current.append(v)
     if current:
         yield current[0].transaction_id, current

@@ -20,7 +20,14 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
 from meter.proof.keys import PublicKeyInfo, load_public_key
-from meter.proof.ocmf import OcmfFormatError, OcmfReading, OcmfRecord, parse_ocmf, verify_ocmf
+from meter.proof.ocmf import (
+    OcmfFormatError,
+    OcmfReading,
+    OcmfRecord,
+    parse_ocmf,
+    reading_warnings,
+    signature_problem,
+)
 from meter.proof.test_signature import TEST_MARKER, is_test_signature
 
 if TYPE_CHECKING:
@@ -89,6 +96,8 @@ def _holds_text(path: Path) -> bool:
     found = False
     with path.open("rb") as f:
         while chunk := f.read(_READ_CHUNK):
+            if found and chunk.isascii() and not decoder.getstate()[0]:
+                continue  # ASCII is UTF-8, and no sequence is left open before it
             text = decoder.decode(chunk)  # every chunk: the bad byte may come late
             found = found or bool(text.strip(_BLANK))
         decoder.decode(b"", final=True)
@@ -134,8 +143,23 @@ def _labelled(records: Iterator[_Item]) -> Iterator[tuple[str, _Item]]:
 
 
 def _time_text(reading: OcmfReading) -> str:
-    spec = "milliseconds" if reading.time.microsecond else "seconds"
-    return reading.time.isoformat(timespec=spec)
+    """The reading's time as isoformat() gives it: to the second, or the millisecond when it
+    has a fraction."""
+    time = reading.time
+    if time.microsecond:
+        return time.isoformat(timespec="milliseconds")
+    tm = reading.time_text
+    # TM as a BSM writes it, 2022-07-08T10:00:28,000+0200 S (parsed, so its digits are valid):
+    # what isoformat() prints is in it, unless the offset is -0000 or not in ASCII digits
+    if (
+        len(tm) == 30
+        and tm[19:23] in (",000", ".000")
+        and tm[24:28].isascii()
+        and tm[26] < "6"
+        and (tm[23] == "+" or tm[24:28] != "0000")
+    ):
+        return f"{tm[:19]}{tm[23:26]}:{tm[26:28]}"
+    return time.isoformat()
 
 
 def _describe_reading(reading: OcmfReading) -> str:
@@ -158,27 +182,30 @@ def _describe(record: OcmfRecord, key: PublicKeyInfo) -> str:
 
 
 def _check_record(text: _Item, key: PublicKeyInfo, label: str) -> tuple[bool, str]:
+    """What verify_ocmf finds, as a line (without building its result: a file's records are
+    checked by the ten thousand)."""
     if isinstance(text, _Unusable):
         return False, f"not verified: {label}{text.reason}"
     try:
         record = parse_ocmf(text)
     except OcmfFormatError as exc:
         return False, f"not verified: {label}malformed record: {exc}"
-    result = verify_ocmf(record, key)
-    if not result.signature_valid:
-        return False, f"not verified: {label}{result.reason}"
-    if not result.billable:
+    failure = signature_problem(record, key)
+    if failure is not None:
+        return False, f"not verified: {label}{failure}"
+    readings = record.readings
+    if not all(reading.billable for reading in readings):
         problems = [
             f"{reading.tx or '?'} reading: {'; '.join(reading.problems)}"
-            for reading in result.readings
+            for reading in readings
             if not reading.billable
         ]
         return False, f"signature valid but not billable: {label}{'; '.join(problems)}"
     line = f"verified: {label}{_describe(record, key)}"
     if is_test_signature(record):
         line += f" -- TEST signature by the station, {TEST_MARKER}"
-    if result.warnings:
-        line += f" (warning: {'; '.join(result.warnings)})"
+    if warnings := reading_warnings(readings):
+        line += f" (warning: {'; '.join(warnings)})"
     return True, line
 
 

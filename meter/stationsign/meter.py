@@ -76,7 +76,9 @@ class StationSignedMeter(BsmWs36a):
     def _save_state(self) -> None:
         self._state_file.parent.mkdir(parents=True, exist_ok=True)
         tmp = self._state_file.with_name(self._state_file.name + ".tmp")
-        with tmp.open("w") as f:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        os.fchmod(fd, 0o600)  # whatever the umask
+        with os.fdopen(fd, "w") as f:
             json.dump(self._state, f)
             f.flush()
             os.fsync(f.fileno())

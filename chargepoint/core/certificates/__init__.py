@@ -6,7 +6,8 @@ Typed API for the rest of the daemon (the OCPP adapters, signed firmware updates
 - `CertificateStore(directory)`: `install_root(type, pem)`, `roots(type)`, `hash_data(...)`,
   `delete(hash_data, keep_last_csms_root=...)`, `verify_chain(leaf_pem, root_type)` ->
   `ChainResult`, `station_certificate()` -> `StationCertificate` (the chain and the file with
-  it and its key, for TLS), `tls_material(...)`;
+  it and its key, for TLS), `tls_material(...)`, `remove_stale_temp_files()` (at start: what
+  a write cut off by a power loss left);
 - `CertificateType` (the OCPP 2.0.1 names; `TYPES_16`/`NAMES_16` for 1.6's);
 - `CertificateHashData` (RFC 6960: issuerNameHash over the issuer Name DER, issuerKeyHash over
   the issuer's subjectPublicKey bits, serialNumber hex without leading zeros);

@@ -182,7 +182,8 @@ class CertificateSigning:
     # ---- renewal -------------------------------------------------------------------------
 
     def start(self, check_every_s: float = RENEWAL_CHECK_S) -> None:
-        """Watch the station certificate's expiry and renew it in time."""
+        """Delete the temporary files a power loss left in the certificate store, then watch
+        the station certificate's expiry and renew it in time."""
         if self._watch is None:
             self._watch = asyncio.get_running_loop().create_task(
                 self._renewals(check_every_s), name="certificate renewal"
@@ -201,6 +202,12 @@ class CertificateSigning:
         return station.not_after - self._clock() <= threshold
 
     async def _renewals(self, check_every_s: float) -> None:
+        # at start: the temporary files a power loss cut off (a key among them) go; only a
+        # dead process's, so a round that already writes here is safe
+        try:
+            await asyncio.to_thread(self.store.remove_stale_temp_files)
+        except OSError as exc:
+            log.error("temporary certificate files not cleaned up: %s", exc)
         while True:
             due = await asyncio.to_thread(self.renewal_due)
             if due and self.request("the station certificate expires soon"):

@@ -33,7 +33,12 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from chargepoint.core.certificates.chain import ChainResult, verify_certificates
-from chargepoint.core.certificates.files import ensure_directory, remove, write_atomically
+from chargepoint.core.certificates.files import (
+    ensure_directory,
+    remove,
+    remove_stale_temp_files,
+    write_atomically,
+)
 from chargepoint.core.certificates.hash_data import (
     CertificateHashData,
     HashAlgorithm,
@@ -60,6 +65,7 @@ from chargepoint.core.certificates.parsing import (
     utc_now,
 )
 from chargepoint.core.certificates.usage import CertificateType
+from chargepoint.store.files import DIR_MODE, FILE_MODE
 
 log = logging.getLogger("chargepoint.certificates")
 
@@ -176,8 +182,8 @@ class CertificateStore:
                 f"the store holds {self.max_roots} root certificates already (its maximum)",
             )
         try:
-            ensure_directory(directory, 0o755)
-            write_atomically(path, pem_text(cert).encode("ascii"), 0o644)
+            ensure_directory(directory, DIR_MODE)
+            write_atomically(path, pem_text(cert).encode("ascii"), FILE_MODE)
         except OSError as exc:
             log.error("installing %s failed: %s", describe(cert), exc)
             return InstallOutcome(InstallStatus.FAILED, f"cannot store it: {exc.strerror}")
@@ -280,6 +286,27 @@ class CertificateStore:
 
         roots = [*self.root_certificates(root_type), *extra_roots]
         return verify_pem_chain(leaf_pem, roots, self._clock())
+
+    # ---- housekeeping --------------------------------------------------------------------
+
+    def remove_stale_temp_files(self) -> list[str]:
+        """At start: delete the temporary files a write cut off by a power loss left behind
+        (a pending key's may hold a private key), in the store's own directories and for its
+        own file names only. Returns their names (logged; the content never is)."""
+        removed = remove_stale_temp_files(
+            self._station_dir, lambda name: name in (CREDENTIALS_FILE, PENDING_KEY_FILE)
+        )
+        for cert_type in CertificateType:
+            removed += remove_stale_temp_files(
+                self.directory / cert_type.directory, lambda name: bool(_ROOT_FILE.match(name))
+            )
+        if removed:
+            log.warning(
+                "removed %d temporary certificate file(s) a power loss left: %s",
+                len(removed),
+                ", ".join(removed),
+            )
+        return removed
 
     # ---- the station certificate -----------------------------------------------------------
 

@@ -156,6 +156,11 @@ class StationChargePoint(
             await self._send(reply)
             return
         parsed_msg = json.loads(raw_msg)
+        if parsed_msg[0] in (3, 4) and not self.adapter.reply_expected(parsed_msg[1]):
+            # an answer to no CALL the station waits on: the library would queue it for
+            # the next CALL to skip, or keep it for good
+            log.debug("reply to no outstanding CALL dropped: %.100s", raw_msg, extra=CSMS_FRAME)
+            return
         if parsed_msg[0] == 2:
             log.info("<- %s %s", parsed_msg[2], redacted(parsed_msg[2], parsed_msg[3]))
             if self.adapter.registration == "Rejected":

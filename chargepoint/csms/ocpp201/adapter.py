@@ -30,13 +30,12 @@ import contextlib
 import json
 import logging
 import re
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from ocpp.exceptions import OccurrenceConstraintViolationError, OCPPError
-from ocpp.messages import Call, unpack, validate_payload
+from ocpp.messages import Call, unpack
 from ocpp.routing import after, on
 from ocpp.v201 import ChargePoint as LibChargePoint
 from ocpp.v201 import call, call_result
@@ -71,6 +70,7 @@ from chargepoint.csms.session import (
     CSMS_FRAME,
     CsmsCallError,
     CsmsSessionLoop,
+    check_call,
     clip,
     library_logger,
     limit_frame_lines,
@@ -220,6 +220,11 @@ class StationChargePoint(
             await self._reply_error(unique_id, code, str(exc.details.get("cause") or code))
             return
         if not isinstance(msg, Call):
+            if not self.adapter.reply_expected(msg.unique_id):
+                # an answer to no CALL the station waits on: the library would queue it
+                # for the next CALL to skip, or keep it for good
+                log.debug("reply to no outstanding CALL dropped: %.100s", text, extra=CSMS_FRAME)
+                return
             await super().route_message(text)
             return
         action = msg.action
@@ -692,7 +697,7 @@ class Ocpp201Adapter(CsmsSessionLoop[StationChargePoint]):
             return
         action, payload = built
         try:
-            await validate_payload(Call(str(uuid.uuid4()), action, payload), OCPP_VERSION)
+            await check_call(action, payload, OCPP_VERSION, len(json.dumps(payload)))
         except OCPPError as exc:
             # never accepted by any CSMS: do not block the queue with retries
             cause = exc.details.get("cause") if isinstance(exc.details, dict) else None
@@ -700,7 +705,7 @@ class Ocpp201Adapter(CsmsSessionLoop[StationChargePoint]):
             await self._give_up(message, reason[:500])
             return
         try:
-            answer = await self.send(action, payload)
+            answer = await self.send(action, payload, checked=True)
         except TimeoutError:
             # no answer is no refusal: keep the message and reconnect
             log.warning("%s (outbox #%d) unanswered; reconnecting", action, message.seq)
