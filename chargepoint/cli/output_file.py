@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from chargepoint.store.files import FILE_MODE
+from chargepoint.store.files import FILE_MODE, fsync_directory
 
 STDOUT = "-"
 
@@ -128,15 +128,6 @@ def _temporary(directory: Path, name: str) -> tuple[int, Path]:
     raise OSError(errno.EEXIST, f"no free temporary name in {directory}")
 
 
-def _fsync_dir(directory: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 @contextlib.contextmanager
 def open_output(
     path: Path | None, force: bool = False, ask: Ask | None = None
@@ -168,7 +159,7 @@ def open_output(
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
-    _fsync_dir(directory)
+    fsync_directory(directory)
 
 
 def _place_new(tmp: Path, path: Path) -> None:

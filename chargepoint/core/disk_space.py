@@ -17,9 +17,11 @@ States: ``ok -> full -> recovering -> ok``.
   memory here. Held signed values are never dropped; meter values beyond
   ``MAX_HELD_DROPPABLE`` are (counted, reported).
 - **recovering**: every ``recheck_interval_s`` (``RECHECK_INTERVAL_S``) the free space is
-  checked; once there is enough, the held writes are written in order (one that fails for
-  space again returns to full, silently). When none is left: **ok**, one ERROR line says
-  how long it lasted and what was written, and sessions are accepted again. No restart.
+  checked (and the held writes are tried even while it is short: a signed End the store
+  takes is not left in memory); once there is enough, the held writes are written in
+  order (one that fails for space again returns to full, silently). When none is left:
+  **ok**, one ERROR line says how long it lasted and what was written, and sessions are
+  accepted again. No restart.
 
 If the daemon stops while writes are held, they are lost from memory, and it says so: the
 meters still hold the signed End values, and the next start ends those sessions from them
@@ -270,6 +272,8 @@ class DiskSpace:
                     )
                 return
             if not enough:
+                if self._held:  # the store may take them even with little free: try
+                    await self._flush()
                 return
             self.state = SpaceState.RECOVERING
             if not await self._flush():

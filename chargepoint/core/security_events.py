@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import enum
+import errno
 import json
 import logging
 import os
@@ -254,9 +255,14 @@ class SecurityEvents:
                 os.replace(self.path, self._rotated)
         except FileNotFoundError:
             pass
+        data = line.encode("utf-8")
         fd = open_fd(self.path, FILE_MODE, append=True)
         try:
-            os.write(fd, line.encode("utf-8"))
+            size = os.fstat(fd).st_size
+            written = os.write(fd, data)
+            if written != len(data):  # a nearly full disk: no half line, the line is held
+                os.ftruncate(fd, size)
+                raise OSError(errno.ENOSPC, "security log line written in part", str(self.path))
             os.fsync(fd)
         finally:
             os.close(fd)

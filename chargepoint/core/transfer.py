@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Final, Protocol
 from urllib.parse import unquote, urlsplit
 
-from chargepoint.store.files import FILE_MODE, open_binary
+from chargepoint.store.files import FILE_MODE, fsync_directory, open_binary
 
 log = logging.getLogger("chargepoint.transfer")
 
@@ -123,7 +123,9 @@ class UrlTransfers:
             raise TransferFailed(f"{type(exc).__name__}: {exc}") from exc
         size = part.stat().st_size
         digest = sha256_of(part)
+        _fsync_file(part)
         os.replace(part, dest)
+        fsync_directory(dest.parent)  # "Downloaded" is reported next: the file must be there
         log.info(
             "downloaded %s: %d bytes, sha256 %s%s",
             safe_url(url),
@@ -336,3 +338,11 @@ __all__ = [
     "safe_url",
     "sha256_of",
 ]
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

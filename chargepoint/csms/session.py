@@ -39,6 +39,7 @@ from chargepoint.store import AsyncStore, OutboxMessage, StoreFull
 from chargepoint.store.outbox import ACK_DELAY_S
 
 log = logging.getLogger("chargepoint.ocpp")
+STORE_FULL_RETRY_S = 10.0  # a full disk: the wait before a message is sent again
 
 LOG_PAYLOAD_CHARS = 400  # a message logged longer than this is cut, visibly
 LOG_RESULT_CHARS = 200
@@ -322,7 +323,20 @@ class CsmsSessionLoop(Generic[CP]):
                 message = ahead.popleft()
                 with contextlib.suppress(StoreFull):  # a full disk: they wait in memory
                     await self.store.flush_acks(ACK_DELAY_S)  # none waits long for an answer
-                await self._send_durable(message)
+                try:
+                    await self._send_durable(message)
+                except StoreFull as exc:
+                    # the answer could not be recorded: keep the connection, send it again
+                    # once the store takes writes (the CSMS sees the same message again)
+                    log.warning(
+                        "storage full: %s's answer not recorded (%s); sending it again in %g s",
+                        message.kind,
+                        exc,
+                        STORE_FULL_RETRY_S,
+                    )
+                    ahead.clear()
+                    await asyncio.sleep(STORE_FULL_RETRY_S)
+                    continue
                 if not self.store.settled(message.seq):
                     ahead.clear()  # kept for a retry: read again from it
                 elif self._unrecognisable_when_repeated(message):

@@ -216,7 +216,8 @@ def _probe_sqlite(path: Path, station_id: str) -> int:
         conn.close()
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_directory(directory: Path) -> None:
+    """Make a rename or a new file in `directory` survive a power loss (best effort)."""
     try:
         fd = os.open(directory, os.O_RDONLY)
     except OSError:
@@ -293,7 +294,7 @@ def create(path: Path, station_id: str) -> bool:
             if path.exists() or path.is_symlink():
                 return False
             os.rename(tmp, path)
-        _fsync_dir(path.parent)
+        fsync_directory(path.parent)
         log.info(
             "created store %s for station %s (schema %d)", path, station_id, schema.SCHEMA_VERSION
         )

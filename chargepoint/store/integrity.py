@@ -498,14 +498,6 @@ def _fill(
 # ---- putting the new store in place ----
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _keep(src: Path, dst: Path) -> None:
     """`src` also as `dst`, byte for byte (a hard link, or a copy where there are none)."""
     try:
@@ -530,7 +522,7 @@ def publish(built: Path, output: Path) -> None:
         os.rename(built, output)
     else:
         built.unlink()
-    _fsync_dir(output.parent)
+    files.fsync_directory(output.parent)
 
 
 def install(built: Path, path: Path) -> Path:
@@ -548,12 +540,12 @@ def install(built: Path, path: Path) -> Path:
         for suffix in ("-wal", "-shm"):
             if _side(path, suffix).exists():
                 _keep(_side(path, suffix), _side(aside, suffix))
-        _fsync_dir(path.parent)
+        files.fsync_directory(path.parent)
         for suffix in ("-wal", "-shm"):
             with contextlib.suppress(FileNotFoundError):
                 _side(path, suffix).unlink()
         os.replace(built, path)
-        _fsync_dir(path.parent)
+        files.fsync_directory(path.parent)
     except OSError as exc:
         raise StoreError(f"{path}: cannot put the recovered store in place: {exc}") from exc
     return aside

@@ -242,7 +242,9 @@ class Session(_LibChargePoint):  # type: ignore[misc, unused-ignore]
             except ConnectionClosed as closed:
                 raise StationNotConnected(f"{self.station_id}: connection closed") from closed
             finally:
-                self._pending.pop(unique_id, None)
+                gone = self._pending.pop(unique_id, None)
+                if gone is not None and gone.done() and not gone.cancelled():
+                    gone.exception()  # failed by closed() while the send itself failed: seen
         if isinstance(reply, CallError):
             details = reply.error_details if isinstance(reply.error_details, dict) else {}
             raise CallErrorReply(str(reply.error_code), str(reply.error_description), details)
