@@ -98,6 +98,8 @@ FIRMWARE_STEPS: Final = (
     "Installing",
     "InstallRebooting",
 )
+# every status of a signed firmware update that installs, in order
+INSTALLED: Final = [*FIRMWARE_STEPS[1:], "Installed"]
 LOG_STEPS: Final = ("requested", "Uploading")
 CERTIFICATE_STEPS: Final = ("requested", "CSR received", "CertificateSigned sent")
 JOB_STEPS: Final = (

@@ -30,18 +30,11 @@ from chargepoint.core.firmware import (
 from chargepoint.core.transfer import Downloaded
 from chargepoint.csms.update_messages import update_message
 from chargepoint.store import AsyncStore
+from tests.kill_jobs import INSTALLED
 from tests.station_harness import STATION_ID, station_yaml
 from tests.test_firmware import Signer, now_text
 
 FIRMWARE: Final = b"\x7fFIRMWARE" + bytes(range(256)) * 40
-INSTALLED: Final = [
-    "Downloading",
-    "Downloaded",
-    "SignatureVerified",
-    "Installing",
-    "InstallRebooting",
-    "Installed",
-]
 LAST_POINTS: Final = 40  # more writes than a job makes: the loop ends before
 
 

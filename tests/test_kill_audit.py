@@ -11,17 +11,8 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from tests.kill_jobs import check_order, pair_problem, tar_problem
+from tests.kill_jobs import INSTALLED, check_order, pair_problem, tar_problem
 from tests.pki import make_ca, name, pem
-
-INSTALLED = [
-    "Downloading",
-    "Downloaded",
-    "SignatureVerified",
-    "Installing",
-    "InstallRebooting",
-    "Installed",
-]
 
 
 def numbered(statuses: list[str], start: int = 10, step: int = 10) -> list[tuple[int, str]]:
