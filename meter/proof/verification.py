@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.serialization import load_der_public_key
 
 from meter.proof.keys import PublicKeyInfo, load_public_key
 from meter.proof.ocmf import (
+    DEFAULT_ALGORITHM,
     OcmfFormatError,
     OcmfReading,
     OcmfRecord,
@@ -163,28 +164,37 @@ def _time_text(reading: OcmfReading) -> str:
 
 
 def _describe_reading(reading: OcmfReading) -> str:
-    text = f"{reading.tx or '?'} {reading.value} {reading.unit or ''}".rstrip()
+    text = f"{reading.tx or '?'} {reading.value!s} {reading.unit or ''}".rstrip()
     if reading.xv is not None:
-        text += f" (total {reading.xv} {reading.xu or ''}".rstrip() + ")"
+        text += f" (total {reading.xv!s} {reading.xu or ''}".rstrip() + ")"
     return f"{text} at {_time_text(reading)}"
 
 
 def _describe(record: OcmfRecord, key: PublicKeyInfo) -> str:
-    meter = record.meter_serial or record.gateway_serial or "?"
-    if len(record.readings) == 1:
-        readings = _describe_reading(record.readings[0])
+    payload = record.payload
+    meter = payload.get("MS")
+    if type(meter) is not str or not meter:  # as a BSM writes it, or what the record says
+        meter = record.meter_serial or record.gateway_serial or "?"
+    pagination = payload.get("PG")
+    if type(pagination) is not str or not pagination:
+        pagination = record.pagination or "no PG"
+    readings = record.readings
+    if len(readings) == 1:
+        described = _describe_reading(readings[0])
     else:
-        readings = ", ".join(_describe_reading(r) for r in record.readings)
+        described = ", ".join(_describe_reading(r) for r in readings)
+    algorithm = record.signature.get("SA") or DEFAULT_ALGORITHM  # a string (parse_ocmf)
     return (
-        f"meter {meter}, {record.pagination or 'no PG'}, {readings}, "
-        f"{record.algorithm}, key sha256:{key.fingerprint[:16]}..."
+        f"meter {meter}, {pagination}, {described}, "
+        f"{algorithm}, key sha256:{key.fingerprint[:16]}..."
     )
 
 
 def _check_record(text: _Item, key: PublicKeyInfo, label: str) -> tuple[bool, str]:
     """What verify_ocmf finds, as a line (without building its result: a file's records are
     checked by the ten thousand)."""
-    if isinstance(text, _Unusable):
+    if type(text) is not str:
+        assert isinstance(text, _Unusable)
         return False, f"not verified: {label}{text.reason}"
     try:
         record = parse_ocmf(text)
@@ -194,7 +204,13 @@ def _check_record(text: _Item, key: PublicKeyInfo, label: str) -> tuple[bool, st
     if failure is not None:
         return False, f"not verified: {label}{failure}"
     readings = record.readings
-    if not all(reading.billable for reading in readings):
+    if len(readings) == 1:
+        billable = readings[0].billable
+        warnings = readings[0].warnings
+    else:
+        billable = all(reading.billable for reading in readings)
+        warnings = reading_warnings(readings)
+    if not billable:
         problems = [
             f"{reading.tx or '?'} reading: {'; '.join(reading.problems)}"
             for reading in readings
@@ -204,7 +220,7 @@ def _check_record(text: _Item, key: PublicKeyInfo, label: str) -> tuple[bool, st
     line = f"verified: {label}{_describe(record, key)}"
     if is_test_signature(record):
         line += f" -- TEST signature by the station, {TEST_MARKER}"
-    if warnings := reading_warnings(readings):
+    if warnings:
         line += f" (warning: {'; '.join(warnings)})"
     return True, line
 
