@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from chargepoint.cli.authorization_status import authorization_lines
+from chargepoint.cli.authorization_status import authorization_lines, stored_authorization
 from chargepoint.cli.config_commands import (
     StateDirError,
     config_from_args,
@@ -197,6 +197,7 @@ def _offline_status(cfg: StationConfig, as_json: bool) -> int:
                 }
                 for t in store.open_transactions()
             ],
+            **stored_authorization(store, cfg),
         }
     finally:
         store.close()
@@ -206,11 +207,13 @@ def _offline_status(cfg: StationConfig, as_json: bool) -> int:
         print(
             f"daemon not running; outbox {data['outbox']} waiting, {data['failed_messages']} failed"
         )
-        for s in data["open_sessions"]:  # type: ignore[attr-defined]
+        for s in data["open_sessions"]:
             print(
                 f"  open session {s['local_id']} on connector {s['connector']} "
                 f"for {s['id_tag']} since {s['started_at']}"
             )
+        for line in authorization_lines(data):
+            print(line)
     return 0
 
 

@@ -55,6 +55,11 @@ Decision = AuthDecision
 OnlineAuthorize = Callable[[str], Awaitable[IdTagInfo | None]]
 
 
+def local_list_enabled(settings: Settings) -> bool:
+    """LocalAuthListEnabled: its default, or the value the CSMS set (kept in the store)."""
+    return settings.known("LocalAuthListEnabled") and settings.flag("LocalAuthListEnabled")
+
+
 class Authorizer:
     def __init__(self, settings: Settings, store: AsyncStore, online: OnlineAuthorize) -> None:
         self.settings = settings
@@ -81,9 +86,7 @@ class Authorizer:
         )
 
     def local_list_enabled(self) -> bool:
-        return self.settings.known("LocalAuthListEnabled") and self.settings.flag(
-            "LocalAuthListEnabled"
-        )
+        return local_list_enabled(self.settings)
 
     def list_limits(self) -> ListLimits:
         s = self.settings

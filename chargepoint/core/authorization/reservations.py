@@ -32,7 +32,7 @@ import asyncio
 import contextlib
 import enum
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -102,6 +102,10 @@ class Reservation:
     def active(self) -> bool:
         return self.state is ReservationState.ACCEPTED
 
+    def expired(self, now: datetime) -> bool:
+        """Its expiry passed at `now` (the timer ends it: Expired)."""
+        return self.expiry <= now
+
     def hold(self) -> Hold:
         return Hold(self.reservation_id, self.id_tag, self.parent_id_tag, self.expiry)
 
@@ -159,6 +163,23 @@ class Reservation:
 
 
 EndListener = Callable[[Reservation], None]
+
+
+def loaded(rows: Iterable[ReservationRow]) -> list[Reservation]:
+    """The reservations of the store's rows; a row with an unreadable expiry is dropped."""
+    reservations = []
+    for row in rows:
+        try:
+            reservations.append(Reservation.from_row(row))
+        except (ValueError, AssertionError):
+            log.error("reservation %d has an unreadable expiry; dropped", row.reservation_id)
+    return reservations
+
+
+def active_at(rows: Iterable[ReservationRow], now: datetime) -> list[Reservation]:
+    """What `Reservations.start()` at `now` keeps active of the store's active rows (and
+    `active()` then lists): the readable ones whose expiry has not passed, soonest first."""
+    return sorted((r for r in loaded(rows) if not r.expired(now)), key=lambda r: r.expiry)
 
 
 def _idle(c: Connector) -> bool:
@@ -278,13 +299,7 @@ class Reservations:
         now = datetime.now(UTC)
         with contextlib.suppress(StoreError):
             await self.store.reservations_prune(KEEP_ENDED_DAYS)
-        rows = await self.store.reservations_active()
-        for row in rows:
-            try:
-                reservation = Reservation.from_row(row)
-            except (ValueError, AssertionError):
-                log.error("reservation %d has an unreadable expiry; dropped", row.reservation_id)
-                continue
+        for reservation in loaded(await self.store.reservations_active()):
             self._active[reservation.reservation_id] = reservation
         if self._active:
             log.info(
@@ -465,7 +480,7 @@ class Reservations:
                     await self._wake.wait()
 
     async def _expire_due(self, now: datetime) -> None:
-        for reservation in [r for r in self._active.values() if r.expiry <= now]:
+        for reservation in [r for r in self._active.values() if r.expired(now)]:
             await self._end(reservation.reservation_id, ReservationState.EXPIRED)
 
     async def _remove_unusable(self) -> None:
