@@ -8,6 +8,8 @@ subscribes to, and the external limits it sets.
         limit_w/limit_a are null when nothing limits the connector (source "none"). The
         response is HTTP/1.1 200, Content-Type application/x-ndjson, without a length and
         not chunked; it ends when the client closes the connection or the daemon stops.
+        A client that reads slowly is never dropped and never left with an old limit: it
+        gets each connector's newest limit, skipping those replaced while it was not reading.
     POST /charging-limit {"connector": 0, "limit": 16, "unit": "A", "source": "EMS",
                           "phases": 3, "duration": 3600, "grid_critical": false}
                                    an external limit (a building energy manager, the grid
@@ -23,10 +25,10 @@ subscribes to, and the external limits it sets.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from aiohttp import web
 
@@ -38,8 +40,15 @@ log = logging.getLogger("chargepoint.service.control")
 
 # dispatch() answers GET /events with this body: the server then streams instead of answering
 EVENTS_STREAM: dict[str, Any] = {}
-QUEUE_LIMIT = 1000  # events a slow subscriber may fall behind before it is dropped
 CLIENT_CHECK_S = 0.5  # how often a quiet stream looks whether its client is still there
+
+
+class LimitFeed(Protocol):
+    """Where the connectors' limits come from (the station's SmartCharging)."""
+
+    def subscribe(self, listener: Callable[[ConnectorLimit], None]) -> Callable[[], None]: ...
+
+    def limits(self) -> dict[int, ConnectorLimit]: ...
 
 
 class _CloseDelimited(web.StreamResponse):
@@ -49,12 +58,38 @@ class _CloseDelimited(web.StreamResponse):
     _length_check = False
 
 
+class _Pending:
+    """What one subscriber has not been sent yet: the newest limit of each connector whose
+    limit changed since, in the order they first changed. A subscriber that reads slowly
+    (or not at all for a while) skips the limits that were replaced meanwhile, never the
+    one in force, and what waits for it is bounded by the number of connectors."""
+
+    def __init__(self) -> None:
+        self.limits: dict[int, ConnectorLimit] = {}
+        self.changed = asyncio.Event()
+        self.closing = False
+
+    def put(self, limit: ConnectorLimit) -> None:
+        self.limits[limit.connector_id] = limit
+        self.changed.set()
+
+    def take(self) -> list[ConnectorLimit]:
+        limits = list(self.limits.values())
+        self.limits.clear()
+        self.changed.clear()
+        return limits
+
+    def close(self) -> None:
+        self.closing = True
+        self.changed.set()
+
+
 class LimitStreams:
     """The open GET /events responses."""
 
-    def __init__(self, charging: SmartCharging) -> None:
+    def __init__(self, charging: LimitFeed) -> None:
         self.charging = charging
-        self._queues: set[asyncio.Queue[ConnectorLimit | None]] = set()
+        self._subscribers: set[_Pending] = set()
         self._closing = False
 
     async def serve(self, request: web.Request) -> web.StreamResponse:
@@ -62,43 +97,36 @@ class LimitStreams:
             headers={"Content-Type": "application/x-ndjson", "Cache-Control": "no-cache"}
         )
         response.force_close()
-        queue: asyncio.Queue[ConnectorLimit | None] = asyncio.Queue(QUEUE_LIMIT)
-
-        def put(limit: ConnectorLimit) -> None:
-            with contextlib.suppress(asyncio.QueueFull):
-                queue.put_nowait(limit)
-
-        unsubscribe = self.charging.subscribe(put)
-        self._queues.add(queue)
+        pending = _Pending()
+        for limit in self.charging.limits().values():  # first the current limit of each
+            pending.put(limit)
+        unsubscribe = self.charging.subscribe(pending.put)
+        self._subscribers.add(pending)
         try:
             await response.prepare(request)
-            for limit in self.charging.limits().values():
-                await response.write(_line(limit))
-            while not self._closing:
+            while not (self._closing or pending.closing):
                 try:
-                    item = await asyncio.wait_for(queue.get(), CLIENT_CHECK_S)
+                    await asyncio.wait_for(pending.changed.wait(), CLIENT_CHECK_S)
                 except TimeoutError:
                     if _client_gone(request):
                         break
                     continue
-                if item is None:  # the daemon stops
+                if pending.closing:  # the daemon stops
                     break
-                await response.write(_line(item))
+                for limit in pending.take():
+                    await response.write(_line(limit))
         except ConnectionError:
             pass
         finally:
             unsubscribe()
-            self._queues.discard(queue)
+            self._subscribers.discard(pending)
         return response
 
     def close(self) -> None:
         """Every stream ends (the server's cleanup waits for them)."""
         self._closing = True
-        for queue in self._queues:
-            with contextlib.suppress(asyncio.QueueEmpty):
-                while queue.full():
-                    queue.get_nowait()
-            queue.put_nowait(None)
+        for pending in self._subscribers:
+            pending.close()
 
 
 def _client_gone(request: web.Request) -> bool:
