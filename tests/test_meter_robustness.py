@@ -241,6 +241,34 @@ async def test_concurrent_read_snapshot_does_not_disturb_take_snapshot(
     assert "busy" in seen and f"T{first.fields.rcnt}" in seen
 
 
+async def test_a_snapshot_replaced_while_it_is_read_is_busy_not_invalid(
+    station: StationFactory,
+) -> None:
+    """read_snapshot reads the snapshot model, then the OCMF model: a new snapshot signed in
+    between leaves an OCMF of a later snapshot, which no wait makes match. That is the meter
+    being busy with a newer one (read again), not a faulty meter, and it is said at once."""
+    st = await station(sign_delay=0.05)
+    meter = fast(st, ocmf_lag=5.0)
+    first = await meter.take_snapshot(SnapshotKind.TURN_ON)
+    model = regmap.SNAPSHOT_MODELS[SnapshotKind.TURN_ON]
+    stale = await meter._read_snapshot_block(model)  # what a reader got just before...
+    await meter.take_snapshot(SnapshotKind.TURN_OFF)
+    newer = await meter.take_snapshot(SnapshotKind.TURN_ON)  # ...a new one was signed
+    real = meter._read_snapshot_block
+
+    async def read_once_stale(m: Any) -> Any:
+        meter._read_snapshot_block = real  # type: ignore[method-assign]
+        return stale
+
+    meter._read_snapshot_block = read_once_stale  # type: ignore[method-assign,assignment]
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(MeterBusy, match=f"T{first.fields.rcnt} was replaced while it was read"):
+        await meter.read_snapshot(SnapshotKind.TURN_ON)
+    assert asyncio.get_running_loop().time() - started < 1.0  # not after the OCMF lag
+    again = await meter.read_snapshot(SnapshotKind.TURN_ON)
+    assert again.fields.rcnt == newer.fields.rcnt and again.ocmf == newer.ocmf
+
+
 # ---- the OCMF must be the snapshot's own ------------------------------------------------
 
 

@@ -372,7 +372,7 @@ class BsmWs36a:
         MeterBusy while the meter is taking one of this kind; a SnapshotFailed subclass
         when its status is a failure. Changes no state `take_snapshot` depends on.
         """
-        snap = await self._read_back(kind, regmap.SNAPSHOT_MODELS[kind], None)
+        snap = await self._read_back(kind, regmap.SNAPSHOT_MODELS[kind], None, reading=True)
         assert snap is not None
         return snap
 
@@ -454,9 +454,15 @@ class BsmWs36a:
                 raise SnapshotTimeout(kind, after_rcnt, f"still updating at the deadline{problem}")
 
     async def _read_back(
-        self, kind: SnapshotKind, model: ModelInstance, after_rcnt: int | None
+        self,
+        kind: SnapshotKind,
+        model: ModelInstance,
+        after_rcnt: int | None,
+        reading: bool = False,
     ) -> SignedSnapshot | None:
-        """The snapshot in the model with its OCMF; None if not newer than after_rcnt."""
+        """The snapshot in the model with its OCMF; None if not newer than after_rcnt.
+        `reading`: only read (read_snapshot), nothing triggered: a newer snapshot may replace
+        this one while it is read (MeterBusy)."""
         view = await self._read_snapshot_block(model)
         st = view.number("St")
         if st == SnapshotStatus.UPDATING:
@@ -479,7 +485,7 @@ class BsmWs36a:
             return None
         signature = view.blob("Sig", view.number("BSig"))
         try:
-            ocmf = await self._read_ocmf(kind, fields)
+            ocmf = await self._read_ocmf(kind, fields, reading)
         except MeterError as exc:
             exc.snapshot = SignedSnapshot(kind, SnapshotStatus.VALID, fields, signature, "")
             raise
@@ -529,18 +535,28 @@ class BsmWs36a:
             return None
         return max_record_length(payload)
 
-    async def _read_ocmf(self, kind: SnapshotKind, fields: SnapshotFields) -> str:
+    async def _read_ocmf(
+        self, kind: SnapshotKind, fields: SnapshotFields, reading: bool = False
+    ) -> str:
         """The OCMF text of this snapshot, read only up to its terminating NUL.
 
         The OCMF model must show St valid and the snapshot's Typ, and its record the
         snapshot's PG (T<RCnt>), ID (Meta1) and XT (Typ). The OCMF may lag behind the
         snapshot model: it is read again for up to `ocmf_lag` before MeterReplyInvalid.
+        `reading` (nothing triggered, the snapshot lock not held): an OCMF of a newer snapshot
+        means this one was replaced while it was read: MeterBusy at once (read it again).
         """
         deadline = time.monotonic() + self.timeouts.ocmf_lag
         while True:
             text, problem = await self._read_ocmf_once(kind, fields)
             if not problem:
                 return text
+            newer, problem = problem.startswith(_NEWER), problem.removeprefix(_NEWER)
+            if reading and newer:
+                raise MeterBusy(
+                    f"unit {self.unit}: the {_name(kind)} snapshot T{fields.rcnt} was "
+                    f"replaced while it was read ({problem})"
+                )
             if time.monotonic() >= deadline:
                 raise MeterReplyInvalid(
                     f"unit {self.unit}: the {_name(kind)} OCMF does not belong to "
@@ -626,11 +642,17 @@ def _meta_bytes(n: int, value: str | bytes) -> bytes:
     return raw
 
 
+_NEWER = "newer: "  # how _ocmf_mismatch begins when the record is of a later snapshot
+
+
 def _ocmf_mismatch(record: OcmfRecord, fields: SnapshotFields) -> str:
-    """Why an OCMF record is not the one of this snapshot ("" when it is)."""
+    """Why an OCMF record is not the one of this snapshot ("" when it is); it begins with
+    _NEWER when the record is of a later snapshot (its PG names a higher RCnt)."""
     pg = record.payload.get("PG")
     if pg != f"T{fields.rcnt}":
-        return f"PG {pg!r}, the snapshot is T{fields.rcnt}"
+        number = pg[1:] if isinstance(pg, str) and pg.startswith("T") else ""
+        later = number.isascii() and number.isdigit() and int(number) > fields.rcnt
+        return f"{_NEWER if later else ''}PG {pg!r}, the snapshot is T{fields.rcnt}"
     ident = record.payload.get("ID")
     meta1 = fields.meta1.decode("utf-8", errors="replace")
     if ident != meta1:
