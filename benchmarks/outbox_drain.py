@@ -42,7 +42,6 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # the harness lives with the tests
 
-import ocpp.messages  # noqa: E402
 import yaml  # noqa: E402
 from websockets.asyncio.client import connect  # noqa: E402
 from websockets.asyncio.server import Server, ServerConnection, serve  # noqa: E402
@@ -236,9 +235,6 @@ async def drain(
     state = state_dir_of(cfg)
     before = store_bytes(state)
     csms = TestCsms(heartbeat_interval=300)
-    # the test CSMS checks every frame against the schema; on the library's thread that costs
-    # more than the check (the station checks small frames inline for the same reason)
-    ocpp.messages.ASYNC_VALIDATION = False
     await csms.start()
     use_csms(cfg, csms.url)
     proc = StationProcess(cfg, cfg.parent / "daemon.log")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import sqlite3
 import time
 from collections.abc import Callable
@@ -289,12 +290,15 @@ def delivery(csms: TestCsms, cfg: Path, version: str) -> Delivery:
 
 @pytest.mark.timeout(180)
 @pytest.mark.parametrize("version", ["1.6", "2.0.1"])
-async def test_a_backlog_drains_in_order_exactly_once(version: str, tmp_path: Path) -> None:
+async def test_a_backlog_drains_in_order_exactly_once(
+    version: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     cfg, backlog = await queue_backlog(version, 2000, tmp_path, values_per_session=120)
     assert backlog.messages >= 2000 and backlog.security_events > 0
     csms = TestCsms(heartbeat_interval=300)
     await csms.start()
     use_csms(cfg, csms.url)
+    caplog.set_level(logging.INFO, logger="chargepoint.ocpp")
     station = InProcessStation(cfg)
     daemon = await station.start()
     try:
@@ -321,6 +325,23 @@ async def test_a_backlog_drains_in_order_exactly_once(version: str, tmp_path: Pa
     assert d.in_order_exactly_once, next(
         (i, e, r) for i, (e, r) in enumerate(zip(d.expected, d.received, strict=False)) if e != r
     )
+    # the log shows the drain's progress, not a line per message
+    lines = [r.getMessage() for r in caplog.records if r.name == "chargepoint.ocpp"]
+    info = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+
+    def counts(pattern: str) -> list[tuple[int, ...]]:
+        found = (re.fullmatch(pattern, line) for line in lines)
+        return [tuple(int(g.replace(",", "")) for g in f.groups()) for f in found if f]
+
+    [(waiting,)] = counts(r"outbox: ([\d,]+) messages to deliver")
+    assert waiting >= backlog.messages
+    progress = counts(r"outbox: ([\d,]+) of ([\d,]+) delivered")
+    assert [done for done, _ in progress] == [1000, 2000]
+    assert all(total >= backlog.messages for _, total in progress)
+    [(delivered,)] = counts(r"outbox: backlog delivered, ([\d,]+) messages in .*")
+    assert delivered >= backlog.messages
+    per_message = [line for line in info if line.startswith("-> ") and "<-" in line]
+    assert len(per_message) < 50, per_message[:5]
 
 
 async def test_acknowledgements_wait_for_their_group_and_go_before_any_later_write(
@@ -387,9 +408,13 @@ async def test_replies_to_no_outstanding_call_are_dropped(
         await csms.call(STATION_ID, "TriggerMessage", trigger)
         await wait_until(lambda: len(csms.messages("Heartbeat")) > beats, 10, "a Heartbeat")
         await asyncio.sleep(0.2)
-        lib = daemon.adapter.cp
-        assert lib is not None
-        assert lib._response_queue.empty()  # nothing piles up for the next CALL
+        # the Heartbeat got its own answer, not a stray one, and nothing waits for the next CALL
+        assert daemon.adapter.awaiting is None
+        beats = len(csms.messages("Heartbeat"))
+        await csms.call(STATION_ID, "TriggerMessage", trigger)
+        await wait_until(lambda: len(csms.messages("Heartbeat")) > beats, 10, "a second Heartbeat")
+        adapter = daemon.adapter
+        await wait_until(lambda: adapter.awaiting is None, 10, "its answer taken")
         errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
         assert errors == [], [r.getMessage() for r in errors]
     finally:

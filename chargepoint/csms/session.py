@@ -11,11 +11,12 @@ import json
 import logging
 import re
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 import fastjsonschema
 import ocpp
@@ -26,7 +27,7 @@ from ocpp.exceptions import (
     ProtocolError,
     TypeConstraintViolationError,
 )
-from ocpp.messages import Call, CallResult, MessageType, validate_payload
+from ocpp.messages import Call, CallError, CallResult, MessageType, validate_payload
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
@@ -34,8 +35,9 @@ from websockets.frames import CloseCode
 from chargepoint.config import StationConfig
 from chargepoint.core import events
 from chargepoint.core.tasks import cancel_and_wait
+from chargepoint.csms.backlog_progress import BacklogProgress
 from chargepoint.csms.link import Backoff, CsmsLinkError
-from chargepoint.store import AsyncStore, OutboxMessage, StoreFull
+from chargepoint.store import AsyncStore, OutboxMessage, StoreError, StoreFull
 from chargepoint.store.outbox import ACK_DELAY_S
 
 log = logging.getLogger("chargepoint.ocpp")
@@ -253,10 +255,24 @@ async def check_schema(message: Call | CallResult, version: str, size: int) -> N
         raise _schema_error(exc) from None
 
 
-async def check_call(action: str, payload: dict[str, Any], version: str, size: int) -> None:
-    """The schema check of a CALL as the library sends it (None values left out)."""
-    frame = remove_nones(payload)
-    await check_schema(Call("-", action, frame), version, size)
+class CheckedCall(NamedTuple):
+    """A CALL's payload as it is sent (None values left out), checked against its schema."""
+
+    frame: dict[str, Any]
+    text: str  # frame as JSON
+
+
+def call_frame(payload: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """The payload of a CALL as it is sent (None values left out), and as JSON."""
+    frame: dict[str, Any] = remove_nones(payload)
+    return frame, json.dumps(frame, separators=(",", ":"))
+
+
+async def check_call(action: str, payload: dict[str, Any], version: str) -> CheckedCall:
+    """The schema check of a CALL as it is sent (for `send(action, payload, checked=...)`)."""
+    frame, text = call_frame(payload)
+    await check_schema(Call("-", action, frame), version, len(text))
+    return CheckedCall(frame, text)
 
 
 class CsmsSessionLoop(Generic[CP]):
@@ -276,6 +292,9 @@ class CsmsSessionLoop(Generic[CP]):
         self._volatile: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
         self._heartbeat_interval = 0  # seconds; 0 sends none
         self.awaiting: str | None = None  # the message id of the CALL waiting for its answer
+        self._reply: asyncio.Future[CallResult | CallError] | None = None  # its answer
+        self._reply_size = 0  # characters of the last answer's frame
+        self._backlog: BacklogProgress | None = None  # the backlog being drained
 
     # ---- what each adapter provides ------------------------------------------------------
 
@@ -310,47 +329,72 @@ class CsmsSessionLoop(Generic[CP]):
             self._volatile.put_nowait(("Heartbeat", {}))
             self._outbox_event.set()
 
+    @property
+    def draining_backlog(self) -> bool:
+        """Whether the sender is draining a backlog (see BacklogProgress)."""
+        return self._backlog is not None
+
     async def _drain_forever(self) -> None:
         """Stored transaction messages first, in order (read ahead OUTBOX_READ_AHEAD at a
         time); then the volatile ones. The CSMS's acknowledgements are written in groups
-        (see chargepoint.store.outbox); all of them are on disk before the sender waits."""
+        (see chargepoint.store.outbox); all of them are on disk before the sender waits.
+        A read-ahead that comes back full starts a backlog: its progress is logged, not
+        every message (BacklogProgress)."""
         ahead: deque[OutboxMessage] = deque()
-        while True:
-            self._outbox_event.clear()
-            if not ahead:
-                ahead.extend(await self.store.read_ahead(OUTBOX_READ_AHEAD))
-            if ahead:
-                message = ahead.popleft()
-                with contextlib.suppress(StoreFull):  # a full disk: they wait in memory
-                    await self.store.flush_acks(ACK_DELAY_S)  # none waits long for an answer
-                try:
-                    await self._send_durable(message)
-                except StoreFull as exc:
-                    # the answer could not be recorded: keep the connection, send it again
-                    # once the store takes writes (the CSMS sees the same message again)
-                    log.warning(
-                        "storage full: %s's answer not recorded (%s); sending it again in %g s",
-                        message.kind,
-                        exc,
-                        STORE_FULL_RETRY_S,
-                    )
-                    ahead.clear()
-                    await asyncio.sleep(STORE_FULL_RETRY_S)
+        try:
+            while True:
+                self._outbox_event.clear()
+                if not ahead:
+                    ahead.extend(await self.store.read_ahead(OUTBOX_READ_AHEAD))
+                    if self._backlog is None and len(ahead) >= OUTBOX_READ_AHEAD:
+                        self._backlog = BacklogProgress(await self.store.outbox_length())
+                if ahead:
+                    message = ahead.popleft()
+                    if not await self._send_one(message):
+                        ahead.clear()  # kept for a retry: read again from it
                     continue
-                if not self.store.settled(message.seq):
-                    ahead.clear()  # kept for a retry: read again from it
-                elif self._unrecognisable_when_repeated(message):
-                    with contextlib.suppress(StoreFull):
-                        await self.store.flush_acks()
-                continue
-            with contextlib.suppress(StoreFull):  # written with the next write that succeeds
+                if self._backlog is not None:
+                    self._backlog.finished()
+                    self._backlog = None
+                with contextlib.suppress(StoreFull):  # written with the next write that succeeds
+                    await self.store.flush_acks()
+                if not self._volatile.empty():
+                    action, payload = self._volatile.get_nowait()
+                    with contextlib.suppress(CsmsCallError, TimeoutError):
+                        self._volatile_answered(action, await self.send(action, payload))
+                    continue
+                await self._outbox_event.wait()
+        finally:
+            self._backlog = None
+
+    async def _send_one(self, message: OutboxMessage) -> bool:
+        """Send one stored message; False when it is kept for a retry (not settled)."""
+        with contextlib.suppress(StoreFull):  # a full disk: they wait in memory
+            await self.store.flush_acks(ACK_DELAY_S)  # none waits long for an answer
+        try:
+            await self._send_durable(message)
+        except StoreFull as exc:
+            # the answer could not be recorded: keep the connection, send it again
+            # once the store takes writes (the CSMS sees the same message again)
+            log.warning(
+                "storage full: %s's answer not recorded (%s); sending it again in %g s",
+                message.kind,
+                exc,
+                STORE_FULL_RETRY_S,
+            )
+            await asyncio.sleep(STORE_FULL_RETRY_S)
+            return False
+        if not self.store.settled(message.seq):
+            return False
+        if self._unrecognisable_when_repeated(message):
+            with contextlib.suppress(StoreFull):
                 await self.store.flush_acks()
-            if not self._volatile.empty():
-                action, payload = self._volatile.get_nowait()
-                with contextlib.suppress(CsmsCallError, TimeoutError):
-                    self._volatile_answered(action, await self.send(action, payload))
-                continue
-            await self._outbox_event.wait()
+        backlog = self._backlog
+        if backlog is not None and backlog.settled():
+            with contextlib.suppress(StoreError):  # the total of the last line, then
+                backlog.update(await self.store.outbox_length())
+            backlog.report()
+        return True
 
     def _unrecognisable_when_repeated(self, message: OutboxMessage) -> bool:
         """A message the CSMS cannot tell from a new one when it comes again (a 1.6
@@ -361,72 +405,84 @@ class CsmsSessionLoop(Generic[CP]):
     # ---- calls -----------------------------------------------------------------------------
 
     async def send(
-        self, action: str, payload: dict[str, Any], *, checked: bool = False
+        self,
+        action: str,
+        payload: dict[str, Any],
+        *,
+        checked: CheckedCall | None = None,
+        quiet: bool = False,
     ) -> dict[str, Any]:
         """One CALL; CsmsCallError on CALLERROR (or a frame its schema refuses),
-        TimeoutError, ConnectionClosed. `checked`: the caller checked the payload against
-        its schema already (check_call).
+        TimeoutError, ConnectionClosed. `checked`: what check_call made of `payload` (checked
+        against its schema already). `quiet`: the line for a CALL answered goes
+        to DEBUG, not INFO (a backlog being drained: its progress is logged instead).
 
-        The frame is the library's (ocpp.ChargePoint.call: its lock for one outstanding
-        CALL, its message ids, its response queue), sent from the camelCase payload as it
-        is: the library's way through its payload classes and back costs more than the
-        round trip on loopback."""
+        The frame is written here from the camelCase payload as it is (the library's way
+        through its payload classes and back costs more than the round trip on loopback) and
+        sent through the library's connection under its lock for one outstanding CALL; the
+        answer comes from the adapter's reader (take_reply)."""
         cp: Any = self.cp
         if cp is None:
             raise ConnectionError("not connected to the CSMS")
-        frame = remove_nones(payload)
-        text = json.dumps(frame)
-        # one line per CALL, with its answer (a backlog of 10,000 is 10,000 lines)
+        frame, text = checked if checked is not None else call_frame(payload)
         log.debug("-> %s %s", action, clip(text))
         started = time.monotonic()
         version = self.config.csms.ocpp_version
+        timeout = self.config.csms.call_timeout
         try:
-            if not checked:
+            if checked is None:
                 await check_schema(Call("-", action, frame), version, len(text))
-            call = Call(str(cp._unique_id_generator()), action, frame)
+            unique_id = str(uuid.uuid4())
+            call_text = f"[2,{json.dumps(unique_id)},{json.dumps(action)},{text}]"
             async with cp._call_lock:
-                self.awaiting = call.unique_id
+                reply: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+                self.awaiting, self._reply = unique_id, reply
                 try:
-                    await cp._send(call.to_json())
-                    response = await cp._get_specific_response(call.unique_id, cp._response_timeout)
+                    await cp._send(call_text)
+                    async with asyncio.timeout(timeout):
+                        response = await reply
                 except TimeoutError:
-                    log.warning(
-                        "-> %s %s <- no answer within %s s",
-                        action,
-                        clip(text),
-                        cp._response_timeout,
-                    )
-                    raise TimeoutError(
-                        f"no answer to {action} within {cp._response_timeout} s"
-                    ) from None
+                    log.warning("-> %s %s <- no answer within %s s", action, clip(text), timeout)
+                    raise TimeoutError(f"no answer to {action} within {timeout} s") from None
                 finally:
-                    self.awaiting = None
+                    if self.awaiting == unique_id:
+                        self.awaiting, self._reply = None, None
             if response.message_type_id == MessageType.CallError:
                 raise response.to_exception()
             answer = response.payload
             if not isinstance(answer, dict):
                 raise FormatViolationError(details={"cause": "the payload is no JSON object"})
-            answer_text = json.dumps(answer)
             response.action = action
-            await check_schema(response, version, len(answer_text))
+            await check_schema(response, version, self._reply_size)
         except OCPPError as exc:
             log.warning(
                 "-> %s %s <- CALLERROR %s: %s", action, clip(text), exc.code, exc.description
             )
             raise CsmsCallError(exc.code, str(exc.description)) from exc
-        log.info(
-            "-> %s %s <- %.0f ms %s",
-            action,
-            clip(text),
-            (time.monotonic() - started) * 1000,
-            clip(answer_text, LOG_RESULT_CHARS),
-        )
+        level = logging.DEBUG if quiet else logging.INFO
+        if log.isEnabledFor(level):
+            log.log(
+                level,
+                "-> %s %s <- %.0f ms %s",
+                action,
+                clip(text),
+                (time.monotonic() - started) * 1000,
+                clip(json.dumps(answer), LOG_RESULT_CHARS),
+            )
         return answer
 
     def reply_expected(self, unique_id: Any) -> bool:
         """Whether a CALLRESULT or CALLERROR with this message id answers the CALL the
         station is waiting on (any other is for a CALL it never sent, or one given up)."""
         return self.awaiting is not None and unique_id == self.awaiting
+
+    def take_reply(self, reply: CallResult | CallError, size: int) -> None:
+        """The adapter's reader got the answer to the CALL waited on (reply_expected), a
+        frame of `size` characters."""
+        waiting = self._reply
+        if waiting is not None and not waiting.done() and reply.unique_id == self.awaiting:
+            self._reply_size = size
+            waiting.set_result(reply)
 
     # ---- the loop ------------------------------------------------------------------------
 

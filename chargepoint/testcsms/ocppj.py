@@ -25,8 +25,9 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 
 
 def on(action: str) -> Callable[[_F], _F]:
-    """`ocpp.routing.on` with a type (the library has none)."""
-    return cast(Callable[[_F], _F], ocpp_routing.on(action))
+    """`ocpp.routing.on` with a type (the library has none). The library's own schema check of
+    the CALL and its answer is left out: the session checks both (schemas.check_payload)."""
+    return cast(Callable[[_F], _F], ocpp_routing.on(action, skip_schema_validation=True))
 
 
 def utc_now_text() -> str:

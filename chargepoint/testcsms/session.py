@@ -27,7 +27,6 @@ from ocpp.messages import (  # type: ignore[import-untyped, unused-ignore]
     CallError,
     CallResult,
     unpack,
-    validate_payload,
 )
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
@@ -35,6 +34,7 @@ from websockets.exceptions import ConnectionClosed
 from chargepoint.testcsms.errors import CallErrorReply, SchemaViolation, StationNotConnected
 from chargepoint.testcsms.ocppj import log, ocpp_error_text, unique_id_of
 from chargepoint.testcsms.records import Frame, Received, ResponseHandler, SentError
+from chargepoint.testcsms.schemas import check_payload
 
 
 class SessionHost(Protocol):
@@ -95,6 +95,8 @@ class Session(_LibChargePoint):  # type: ignore[misc, unused-ignore]
         self._tasks: set[asyncio.Task[None]] = set()
         self._outgoing = asyncio.Lock()
         self._incoming_actions: dict[str, str] = {}
+        # the station's CALLs whose answer the handler is making: checked as it is sent
+        self._answers_to_check: set[str] = set()
 
     # -- incoming ------------------------------------------------------------------------
     async def route_message(self, raw_msg: str | bytes) -> None:
@@ -154,13 +156,13 @@ class Session(_LibChargePoint):  # type: ignore[misc, unused-ignore]
         override = self.csms._override_for(rec.action)
         try:
             if override is None:
-                await self._handle_call(msg)
+                await self._handle(msg)
                 return
-            await validate_payload(msg, self._ocpp_version)
+            await check_payload(msg, self._ocpp_version)
             answer = override(rec)
             payload = await answer if inspect.isawaitable(answer) else answer
             response = msg.create_call_result(payload)
-            await validate_payload(response, self._ocpp_version)
+            await check_payload(response, self._ocpp_version)
             await self._send(response.to_json())
         except OCPPError as error:
             log.warning("%s: %s refused: %s", self.station_id, rec.action, ocpp_error_text(error))
@@ -172,6 +174,18 @@ class Session(_LibChargePoint):  # type: ignore[misc, unused-ignore]
         except Exception:
             log.exception("%s: answering %s failed", self.station_id, rec.action)
             await self._send(msg.create_call_error(RuntimeError()).to_json())  # InternalError
+
+    async def _handle(self, msg: Any) -> None:
+        """The library's answer from the `@on` handler (ocppj.on: without the library's schema
+        checks), the CALL checked first and the answer as it is sent (`_send`)."""
+        if msg.action in self.route_map:  # else the library's NotImplemented / NotSupported
+            await check_payload(msg, self._ocpp_version)
+        uid = str(msg.unique_id)
+        self._answers_to_check.add(uid)
+        try:
+            await self._handle_call(msg)
+        finally:
+            self._answers_to_check.discard(uid)
 
     def _on_reply(self, msg: Any, text: str) -> None:
         uid = str(msg.unique_id)
@@ -191,15 +205,22 @@ class Session(_LibChargePoint):  # type: ignore[misc, unused-ignore]
 
     # -- outgoing ------------------------------------------------------------------------
     async def _send(self, message: str) -> None:
-        await self._connection.send(message)
-        self.csms._frame(self.station_id, "out", message)
         try:
             frame = json.loads(message)
         except ValueError:
-            return
+            frame = None
         if not isinstance(frame, list) or len(frame) < 2:
+            await self._connection.send(message)
+            self.csms._frame(self.station_id, "out", message)
             return
         uid = str(frame[1])
+        if frame[0] == 3 and len(frame) >= 3 and uid in self._answers_to_check:
+            # a handler's answer: its schema check (OCPPError: answered with a CALLERROR)
+            self._answers_to_check.discard(uid)
+            answer = CallResult(uid, frame[2], self._incoming_actions[uid])
+            await check_payload(answer, self._ocpp_version)
+        await self._connection.send(message)
+        self.csms._frame(self.station_id, "out", message)
         if uid not in self._incoming_actions:
             return  # not an answer to a station's CALL (send_raw may send anything)
         if frame[0] == 3:
@@ -222,7 +243,7 @@ class Session(_LibChargePoint):  # type: ignore[misc, unused-ignore]
         unique_id = str(uuid.uuid4())
         if validate:
             try:
-                await validate_payload(
+                await check_payload(
                     Call(unique_id, action, copy.deepcopy(payload)), self._ocpp_version
                 )
             except OCPPError as error:
@@ -253,7 +274,7 @@ class Session(_LibChargePoint):  # type: ignore[misc, unused-ignore]
             raise SchemaViolation(action, "response", f"payload is not an object: {answer!r}")
         if validate:
             try:
-                await validate_payload(
+                await check_payload(
                     CallResult(unique_id, copy.deepcopy(answer), action), self._ocpp_version
                 )
             except OCPPError as error:

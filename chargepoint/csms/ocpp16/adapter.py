@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ocpp.exceptions import OCPPError
-from ocpp.messages import unpack
+from ocpp.messages import Call, unpack
 from ocpp.routing import after, on
 from ocpp.v16 import ChargePoint as LibChargePoint
 from ocpp.v16 import call, call_result
@@ -50,6 +50,7 @@ from chargepoint.csms.session import (
     limit_frame_lines,
     message_id_of,
 )
+from chargepoint.csms.transaction_flags import TransactionFlags
 from chargepoint.csms.update_messages import (
     UPDATE_KINDS,
     firmware_trigger,
@@ -61,6 +62,7 @@ from chargepoint.store import AsyncStore, OutboxMessage, utc_now
 log = logging.getLogger("chargepoint.ocpp")
 SUBPROTOCOL = "ocpp1.6"
 RESET_FLUSH_TIMEOUT_S = 30.0
+CACHED_TRANSACTION_IDS = 4096  # CSMS transactionIds kept in memory at most
 # 1.6 spells the generic JSON error "FormationViolation"; the library uses 2.0.1's name.
 _ERROR_CODE_16 = {"FormatViolation": "FormationViolation"}
 
@@ -138,7 +140,7 @@ class StationChargePoint(
 
     async def _route_message(self, raw_msg: str) -> None:
         try:
-            unpack(raw_msg)
+            msg = unpack(raw_msg)
         except OCPPError as exc:
             unique_id = "-1"
             with contextlib.suppress(ValueError, TypeError, IndexError):
@@ -155,12 +157,15 @@ class StationChargePoint(
             reply = json.dumps([4, unique_id, code, str(exc.description or code), {}])
             await self._send(reply)
             return
-        parsed_msg = json.loads(raw_msg)
-        if parsed_msg[0] in (3, 4) and not self.adapter.reply_expected(parsed_msg[1]):
-            # an answer to no CALL the station waits on: the library would queue it for
-            # the next CALL to skip, or keep it for good
-            log.debug("reply to no outstanding CALL dropped: %.100s", raw_msg, extra=CSMS_FRAME)
+        if not isinstance(msg, Call):
+            if self.adapter.reply_expected(msg.unique_id):
+                self.adapter.take_reply(msg, len(raw_msg))
+            else:
+                # an answer to no CALL the station waits on: the library would queue it
+                # for the next CALL to skip, or keep it for good
+                log.debug("reply to no outstanding CALL dropped: %.100s", raw_msg, extra=CSMS_FRAME)
             return
+        parsed_msg = json.loads(raw_msg)
         if parsed_msg[0] == 2:
             log.info("<- %s %s", parsed_msg[2], redacted(parsed_msg[2], parsed_msg[3]))
             if self.adapter.registration == "Rejected":
@@ -332,7 +337,9 @@ class Ocpp16Adapter(CsmsSessionLoop[StationChargePoint]):
         self.station = station
         self.settings = settings
         self.authorizer = authorizer
-        self._csms_ids: dict[int, int] = {}
+        self._csms_ids: dict[int, int] = {}  # CSMS transactionId -> local id
+        self._local_ids: dict[int, int] = {}  # local id -> CSMS transactionId, as stored
+        self._tx_flags = TransactionFlags(store, "ocpp16")  # "key_sent" per transaction
         self._heartbeat_interval = settings.number("HeartbeatInterval")
         self.last_boot_status = ""
         self.registration = ""  # the last BootNotification answer: Accepted/Pending/Rejected
@@ -497,7 +504,7 @@ class Ocpp16Adapter(CsmsSessionLoop[StationChargePoint]):
             return
         action, payload = built
         try:
-            answer = await self.send(action, payload)
+            answer = await self.send(action, payload, quiet=self.draining_backlog)
         except TimeoutError:
             # no answer is no refusal: keep the message and reconnect (1.6: only a CSMS that
             # fails to process a transaction message lets the station give up on it)
@@ -527,7 +534,7 @@ class Ocpp16Adapter(CsmsSessionLoop[StationChargePoint]):
             and m.payload_carries_key(payload)
             and message.local_tx_id is not None
         ):
-            await self.store.set_setting(f"ocpp16.key_sent.{message.local_tx_id}", "1")
+            await self._tx_flags.set("key_sent", message.local_tx_id)
 
     async def _build(self, message: OutboxMessage) -> tuple[str, dict[str, Any]] | None:
         data = message.data
@@ -539,8 +546,7 @@ class Ocpp16Adapter(CsmsSessionLoop[StationChargePoint]):
         if kind == events.TRANSACTION_STARTED:
             return "StartTransaction", m.start_transaction(data)
         local_id = message.local_tx_id
-        row = await self.store.transaction(local_id) if local_id is not None else None
-        tx_id = row.csms_transaction_id if row is not None else None
+        tx_id = await self._csms_transaction_id(local_id) if local_id is not None else None
         if tx_id is None:
             reason = "its StartTransaction was never accepted by the CSMS"
             log.error("outbox #%d (%s) cannot be sent: %s", message.seq, kind, reason)
@@ -557,7 +563,7 @@ class Ocpp16Adapter(CsmsSessionLoop[StationChargePoint]):
             return "MeterValues", m.meter_values(data, tx_id)
         if kind == events.TRANSACTION_ENDED:
             assert local_id is not None
-            key_sent = await self.store.get_setting(f"ocpp16.key_sent.{local_id}") == "1"
+            key_sent = await self._tx_flags.get("key_sent", local_id)
             sign = data.get("sign_readings")
             return "StopTransaction", m.stop_transaction(
                 data,
@@ -573,12 +579,28 @@ class Ocpp16Adapter(CsmsSessionLoop[StationChargePoint]):
         await self.store.mark_failed(message.seq, f"unknown event kind {kind}")
         return None
 
+    async def _csms_transaction_id(self, local_id: int) -> int | None:
+        """The CSMS's transactionId of a transaction, as stored (kept here once known: only
+        this adapter stores it, in _handle_answer), None before the CSMS gave one."""
+        known = self._local_ids.get(local_id)
+        if known is not None:
+            return known
+        row = await self.store.transaction(local_id)
+        tx_id = row.csms_transaction_id if row is not None else None
+        if tx_id is not None:
+            if len(self._local_ids) >= CACHED_TRANSACTION_IDS:
+                self._local_ids.clear()
+            self._local_ids[local_id] = tx_id
+        return tx_id
+
     async def _handle_answer(
         self, message: OutboxMessage, action: str, answer: dict[str, Any]
     ) -> None:
         if action == "StartTransaction" and message.local_tx_id is not None:
             tx_id = int(answer["transactionId"])
+            self._local_ids.pop(message.local_tx_id, None)  # until it is on disk
             await self.store.set_csms_transaction_id(message.local_tx_id, tx_id)
+            self._local_ids[message.local_tx_id] = tx_id
             self._csms_ids[tx_id] = message.local_tx_id
             info = _id_tag_info(answer.get("idTagInfo"))
             if info is not None:

@@ -76,6 +76,7 @@ from chargepoint.csms.session import (
     limit_frame_lines,
     message_id_of,
 )
+from chargepoint.csms.transaction_flags import TransactionFlags
 from chargepoint.csms.update_messages import (
     UPDATE_KINDS,
     firmware_trigger,
@@ -220,12 +221,12 @@ class StationChargePoint(
             await self._reply_error(unique_id, code, str(exc.details.get("cause") or code))
             return
         if not isinstance(msg, Call):
-            if not self.adapter.reply_expected(msg.unique_id):
+            if self.adapter.reply_expected(msg.unique_id):
+                self.adapter.take_reply(msg, len(text))
+            else:
                 # an answer to no CALL the station waits on: the library would queue it
                 # for the next CALL to skip, or keep it for good
                 log.debug("reply to no outstanding CALL dropped: %.100s", text, extra=CSMS_FRAME)
-                return
-            await super().route_message(text)
             return
         action = msg.action
         if not isinstance(action, str) or not isinstance(msg.unique_id, str):
@@ -480,6 +481,8 @@ class Ocpp201Adapter(CsmsSessionLoop[StationChargePoint]):
         self._boot_retry = asyncio.Event()
         self._reported: dict[int, str] = {}  # connector -> connectorStatus last queued
         self._ended: set[int] = set()  # transactions whose Ended went out (or failed)
+        # per transaction, in the store: "key_sent" (the meter's key went out), "ended"
+        self._tx_flags = TransactionFlags(store, "ocpp201-tx")
         # SecurityProfile and BasicAuthPassword the current connection was opened with
         self._link_settings: tuple[int, str | None] | None = None
         self._onidle_reset: asyncio.Task[None] | None = None
@@ -697,7 +700,7 @@ class Ocpp201Adapter(CsmsSessionLoop[StationChargePoint]):
             return
         action, payload = built
         try:
-            await check_call(action, payload, OCPP_VERSION, len(json.dumps(payload)))
+            checked = await check_call(action, payload, OCPP_VERSION)
         except OCPPError as exc:
             # never accepted by any CSMS: do not block the queue with retries
             cause = exc.details.get("cause") if isinstance(exc.details, dict) else None
@@ -705,7 +708,7 @@ class Ocpp201Adapter(CsmsSessionLoop[StationChargePoint]):
             await self._give_up(message, reason[:500])
             return
         try:
-            answer = await self.send(action, payload, checked=True)
+            answer = await self.send(action, payload, checked=checked, quiet=self.draining_backlog)
         except TimeoutError:
             # no answer is no refusal: keep the message and reconnect
             log.warning("%s (outbox #%d) unanswered; reconnecting", action, message.seq)
@@ -735,7 +738,7 @@ class Ocpp201Adapter(CsmsSessionLoop[StationChargePoint]):
         if message.kind == events.TRANSACTION_ENDED:
             await self._transaction_done(local_id)
         elif m.payload_carries_key(payload):
-            await self.store.set_setting(f"ocpp201-tx.key_sent.{local_id}", "1")
+            await self._tx_flags.set("key_sent", local_id)
 
     async def _give_up(self, message: OutboxMessage, reason: str, logged: bool = False) -> None:
         """Flag a message that will not be sent (kept in the store with the reason)."""
@@ -749,15 +752,10 @@ class Ocpp201Adapter(CsmsSessionLoop[StationChargePoint]):
 
     async def _transaction_done(self, local_id: int) -> None:
         self._ended.add(local_id)
-        await self.store.set_setting(f"ocpp201-tx.ended.{local_id}", "1")
+        await self._tx_flags.set("ended", local_id)
 
     async def _after_ended(self, local_id: int) -> bool:
-        if local_id in self._ended:
-            return True
-        if await self.store.get_setting(f"ocpp201-tx.ended.{local_id}") == "1":
-            self._ended.add(local_id)
-            return True
-        return False
+        return local_id in self._ended or await self._tx_flags.get("ended", local_id)
 
     async def _build(self, message: OutboxMessage) -> tuple[str, dict[str, Any]] | None:
         """The TransactionEvent for an outbox message, or None when it was flagged failed."""
@@ -786,7 +784,7 @@ class Ocpp201Adapter(CsmsSessionLoop[StationChargePoint]):
             key_mode = str(
                 data.get("public_key_mode") or self.settings.raw("PublicKeyWithSignedMeterValue")
             )
-            key_sent = await self.store.get_setting(f"ocpp201-tx.key_sent.{local_id}") == "1"
+            key_sent = await self._tx_flags.get("key_sent", local_id)
             common: dict[str, Any] = {"seq_no": seq_no, "transaction_id": tid, "offline": offline}
             if kind == events.TRANSACTION_STARTED:
                 payload = m.started(
