@@ -29,15 +29,20 @@ from tests.station_harness import STATION_ID, station_yaml
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-def status(config: Path) -> subprocess.CompletedProcess[str]:
+def chargepoint(*args: str) -> subprocess.CompletedProcess[str]:
+    """`chargepoint ARGS...` as a user runs it."""
     return subprocess.run(
-        [sys.executable, "-m", "chargepoint", "status", "--config", str(config)],
+        [sys.executable, "-m", "chargepoint", *args],
         check=False,
         capture_output=True,
         text=True,
         timeout=60,
         cwd=REPO_ROOT,
     )
+
+
+def status(config: Path) -> subprocess.CompletedProcess[str]:
+    return chargepoint("status", "--config", str(config))
 
 
 @pytest.mark.parametrize(
@@ -72,28 +77,14 @@ def test_a_state_dir_that_is_a_file_is_one_line_and_exit_78(
     state = tmp_path / "state"
     state.write_text("not a directory\n")
     config = station_yaml(tmp_path / "station.yaml", "ws://127.0.0.1:9/ocpp", state)
-    done = subprocess.run(
-        [sys.executable, "-m", "chargepoint", *command, "--config", str(config)],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=REPO_ROOT,
-    )
+    done = chargepoint(*command, "--config", str(config))
     assert done.returncode == 78, done.stderr
     assert done.stderr == f"state directory {state}: not a directory\n"
     assert state.read_text() == "not a directory\n"
 
 
 def status_json(config: Path) -> dict[str, object]:
-    done = subprocess.run(
-        [sys.executable, "-m", "chargepoint", "status", "--json", "--config", str(config)],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=REPO_ROOT,
-    )
+    done = chargepoint("status", "--json", "--config", str(config))
     assert done.returncode == 0, done.stderr
     data: dict[str, object] = json.loads(done.stdout)
     return data

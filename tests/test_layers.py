@@ -5,9 +5,10 @@ Layers of the daemon, top to bottom (a package may import those below it, never 
     chargepoint.cli -> chargepoint.service -> chargepoint.csms -> chargepoint.core
       -> chargepoint.proof -> chargepoint.store -> chargepoint.config -> meter
 
-`chargepoint.testcsms` is a tool of its own (only the CLI and the tests use it); `meter`
-knows nothing of `chargepoint`. Inside `meter`: stationsign -> sim -> bsm -> modbus / proof
--> the interface modules at the top of `meter`.
+`chargepoint.testcsms` is a tool of its own (only the CLI and the tests use it);
+`chargepoint.ocppschema` (the OCPP schemas compiled) serves both it and `chargepoint.csms` and
+imports nothing of the project; `meter` knows nothing of `chargepoint`. Inside `meter`:
+stationsign -> sim -> bsm -> modbus / proof -> the interface modules at the top of `meter`.
 
 Every import counts, also those inside functions and under TYPE_CHECKING.
 """
@@ -72,6 +73,18 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
         "chargepoint.service.daemon",
         "chargepoint.service.meters",
         "chargepoint.service.lifecycle",
+    ),
+    "chargepoint.ocppschema": (
+        "meter",
+        "chargepoint.config",
+        "chargepoint.store",
+        "chargepoint.proof",
+        "chargepoint.core",
+        "chargepoint.csms",
+        "chargepoint.service",
+        "chargepoint.cli",
+        "chargepoint.testcsms",
+        "chargepoint.web",
     ),
     "chargepoint.testcsms": (
         "chargepoint.cli",

@@ -16,8 +16,9 @@ from ocpp.messages import (  # type: ignore[import-untyped, unused-ignore]
 from websockets.asyncio.client import connect
 from websockets.typing import Subprotocol
 
+from chargepoint.ocppschema.compiled import compiled_check
 from chargepoint.testcsms import TestCsms
-from chargepoint.testcsms.schemas import check_payload, compiled_check
+from chargepoint.testcsms.schemas import check_payload
 
 TX_INFO = {"transactionId": "tx-1"}
 EVENT = {

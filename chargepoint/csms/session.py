@@ -14,12 +14,10 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Coroutine
-from pathlib import Path
 from types import ModuleType
 from typing import Any, Generic, NamedTuple, TypeVar
 
 import fastjsonschema
-import ocpp
 from ocpp.charge_point import remove_nones
 from ocpp.exceptions import (
     FormatViolationError,
@@ -37,6 +35,7 @@ from chargepoint.core import events
 from chargepoint.core.tasks import cancel_and_wait
 from chargepoint.csms.backlog_progress import BacklogProgress
 from chargepoint.csms.link import Backoff, CsmsLinkError
+from chargepoint.ocppschema.compiled import compiled_check
 from chargepoint.store import AsyncStore, OutboxMessage, StoreError, StoreFull
 from chargepoint.store.outbox import ACK_DELAY_S
 
@@ -191,35 +190,6 @@ class CsmsCallError(Exception):
 
 
 SCHEMA_CHECK_INLINE_CHARS = 16_384  # larger frames are checked on a thread
-_SCHEMAS = Path(ocpp.__file__).parent
-_Check = Callable[[Any], Any]
-_compiled: dict[tuple[str, str, bool], _Check | None] = {}
-# the library parses these with Decimal (float precision in charging schedules): its own check
-_DECIMAL_CHECKS = frozenset(
-    {
-        ("1.6", "SetChargingProfile", False),
-        ("1.6", "RemoteStartTransaction", False),
-        ("1.6", "GetCompositeSchedule", True),
-    }
-)
-
-
-def _compile(version: str, action: str, result: bool) -> _Check | None:
-    """The schema of a CALL (or its CALLRESULT) compiled to Python (fastjsonschema), as the
-    library reads it: draft 4, no format checks, nothing filled in; None when the library
-    has no such schema or checks it its own way."""
-    if (version, action, result) in _DECIMAL_CHECKS:
-        return None
-    folder = "v" + version.replace(".", "")
-    suffix = "Response" if result else ("Request" if version != "1.6" else "")
-    path = _SCHEMAS / folder / "schemas" / f"{action}{suffix}.json"
-    try:
-        schema = json.loads(path.read_text(encoding="utf-8-sig"))
-    except (OSError, ValueError):
-        return None
-    schema["$schema"] = "http://json-schema.org/draft-04/schema#"  # as the library checks
-    check: _Check = fastjsonschema.compile(schema, use_default=False, use_formats=False)
-    return check
 
 
 def _schema_error(exc: fastjsonschema.JsonSchemaValueException) -> OCPPError:
@@ -238,11 +208,7 @@ async def check_schema(message: Call | CallResult, version: str, size: int) -> N
     each frame with jsonschema on a thread of the default executor (0.3 ms for a
     TransactionEvent, plus the trip to the thread); this checks with the schema compiled to
     Python (20 us), inline for frames up to SCHEMA_CHECK_INLINE_CHARS, on a thread beyond."""
-    result = isinstance(message, CallResult)
-    key = (version, str(message.action), result)
-    if key not in _compiled:
-        _compiled[key] = await asyncio.to_thread(_compile, *key)
-    check = _compiled[key]
+    check = await compiled_check(version, str(message.action), isinstance(message, CallResult))
     if check is None:
         await validate_payload(message, version)
         return
