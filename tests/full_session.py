@@ -25,7 +25,13 @@ from tests.file_servers import file_server
 from tests.ocpp_views import VIEWS
 from tests.pki import make_ca, name, pem
 from tests.real_vectors import REPO_ROOT
-from tests.station_harness import STATION_ID, StationProcess, station_yaml, wait_until
+from tests.station_harness import (
+    STATION_ID,
+    StationProcess,
+    change_password,
+    station_yaml,
+    wait_until,
+)
 
 PASSWORD = "first-Pa55word-of-the-csms"
 NEW_PASSWORD = "second-Pa55word-set-by-ocpp"
@@ -159,29 +165,7 @@ async def run_full_session(tmp: Path, version: str, mask: int | None = None) -> 
         assert await view.remote_stop(started.tx_id) == "Accepted"
         await view.wait_ended(1, timeout=30)
         # a new password, set through OCPP, used from the next connection
-        assert csms.basic_auth is not None
-        csms.basic_auth[STATION_ID] = NEW_PASSWORD
-        boots = len(csms.messages("BootNotification"))
-        if version == "1.6":
-            change = {"key": "AuthorizationKey", "value": NEW_PASSWORD}
-            assert (await csms.call(STATION_ID, "ChangeConfiguration", change))[
-                "status"
-            ] == "Accepted"
-        else:
-            setting = {
-                "component": {"name": "SecurityCtrlr"},
-                "variable": {"name": "BasicAuthPassword"},
-                "attributeValue": NEW_PASSWORD,
-            }
-            got = await csms.call(STATION_ID, "SetVariables", {"setVariableData": [setting]})
-            assert got["setVariableResult"][0]["attributeStatus"] == "Accepted", got
-        await wait_until(
-            lambda: (
-                len(csms.messages("BootNotification")) > boots and csms.is_connected(STATION_ID)
-            ),
-            30,
-            "the reconnection with the new password",
-        )
+        await change_password(csms, version, NEW_PASSWORD)
         (tmp / "www").mkdir()
         (tmp / "www" / FIRMWARE_FILE).write_bytes(FIRMWARE)
         with file_server(tmp / "www", pki.server_context()) as server:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +17,7 @@ from chargepoint.testcsms import TestCsms
 from meter.proof.keys import load_public_key
 from meter.proof.ocmf import parse_ocmf, verify_ocmf
 from tests.ocpp_views import VIEWS, Session, View
+from tests.real_vectors import REPO_ROOT
 from tests.station_harness import STATION_ID, InProcessStation, station_yaml, wait_until
 
 
@@ -120,3 +123,15 @@ async def running_env(version: str, tmp: Path) -> AsyncIterator[Env]:
         if e.station is not None:
             await e.station.stop()
         await csms.stop()
+
+
+def cli(env: Env, *args: str) -> subprocess.CompletedProcess[str]:
+    """`chargepoint ARGS... --config` this station's YAML, as a user runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "chargepoint", *args, "--config", str(env.tmp / "station.yaml")],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO_ROOT,
+    )

@@ -172,6 +172,32 @@ async def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, what:
         await asyncio.sleep(0.02)
 
 
+async def change_password(csms: TestCsms, version: str, password: str) -> None:
+    """The CSMS gives the station a new basic-auth password (1.6 AuthorizationKey, 2.0.1
+    SecurityCtrlr.BasicAuthPassword), expects it from then on, and waits until the station
+    reconnected with it (a new BootNotification)."""
+    assert csms.basic_auth is not None
+    csms.basic_auth[STATION_ID] = password
+    boots = len(csms.messages("BootNotification"))
+    if version == "1.6":
+        change = {"key": "AuthorizationKey", "value": password}
+        answer = await csms.call(STATION_ID, "ChangeConfiguration", change)
+        assert answer["status"] == "Accepted", answer
+    else:
+        setting = {
+            "component": {"name": "SecurityCtrlr"},
+            "variable": {"name": "BasicAuthPassword"},
+            "attributeValue": password,
+        }
+        got = await csms.call(STATION_ID, "SetVariables", {"setVariableData": [setting]})
+        assert got["setVariableResult"][0]["attributeStatus"] == "Accepted", got
+    await wait_until(
+        lambda: len(csms.messages("BootNotification")) > boots and csms.is_connected(STATION_ID),
+        30,
+        "the reconnection with the new password",
+    )
+
+
 def statuses(csms: TestCsms, connector_id: int, after: int = 0) -> list[str]:
     return [
         r.payload["status"]

@@ -6,15 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from meter.sim.device import SimulatedBsm
-from tests.station_env import Env, running_env
+from tests.station_env import Env, cli, running_env
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -23,17 +21,6 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 async def env(tmp_path: Path) -> AsyncIterator[Env]:
     async with running_env("1.6", tmp_path) as e:
         yield e
-
-
-def cli(env: Env, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "chargepoint", *args, "--config", str(env.tmp / "station.yaml")],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=REPO_ROOT,
-    )
 
 
 async def test_a_card_on_a_faulted_connector_is_told_why(env: Env) -> None:

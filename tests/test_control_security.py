@@ -27,7 +27,7 @@ import yaml
 from chargepoint.config import ConfigError, load_config
 from chargepoint.service.control import ControlAddress, request
 from chargepoint.service.control_token import TOKEN_FILE, read_token
-from tests.station_env import Env, running_env
+from tests.station_env import Env, cli, running_env
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ATTACK = b'{"id_tag": "FREE-CHARGE", "connector": 1, "x": "="}'  # what a text/plain form sends
@@ -350,17 +350,6 @@ async def test_a_shared_directory_is_not_made_the_sockets(env: Env) -> None:
 
 
 # ---- the commands still work, on both transports -------------------------------------------
-
-
-def cli(env: Env, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "chargepoint", *args, "--config", str(env.tmp / "station.yaml")],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=REPO_ROOT,
-    )
 
 
 @pytest.mark.parametrize("transport", ["unix", "tcp"])

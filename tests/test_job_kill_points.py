@@ -18,6 +18,7 @@ from typing import Any, Final
 
 import pytest
 
+from chargepoint.config import StationConfig
 from chargepoint.config.load import load_config
 from chargepoint.core.certificates import CertificateStore, CertificateType
 from chargepoint.core.diagnostics import LOG_KIND, LogRequest, LogType, LogUploads
@@ -119,19 +120,22 @@ async def settle(task: asyncio.Task[None] | None) -> None:
 # ---- firmware ------------------------------------------------------------------------------
 
 
+def bench_config(tmp: Path, sections: dict[str, Any]) -> StationConfig:
+    """A one-connector station's configuration in `tmp` (no CSMS reachable) with `sections`."""
+    path = station_yaml(
+        tmp / "station.yaml", "ws://127.0.0.1:9/", tmp / "state", connectors=1, sections=sections
+    )
+    return load_config(path).config
+
+
 class FirmwareBench:
     def __init__(self, tmp: Path, signer: Signer) -> None:
         self.tmp = tmp
         self.signer = signer
         tmp.mkdir(parents=True, exist_ok=True)
-        path = station_yaml(
-            tmp / "station.yaml",
-            "ws://127.0.0.1:9/",
-            tmp / "state",
-            connectors=1,
-            sections={"firmware": {"install_command": "simulated", "default_retries": 0}},
+        self.config = bench_config(
+            tmp, {"firmware": {"install_command": "simulated", "default_retries": 0}}
         )
-        self.config = load_config(path).config
         certificates = CertificateStore(tmp / "state" / "certificates")
         root = CertificateType.MANUFACTURER_ROOT
         assert certificates.install_root(root, signer.root.pem).accepted
@@ -256,14 +260,7 @@ async def test_signature_verified_queued_then_power_lost_before_the_step_is_not_
 class LogBench:
     def __init__(self, tmp: Path) -> None:
         tmp.mkdir(parents=True, exist_ok=True)
-        path = station_yaml(
-            tmp / "station.yaml",
-            "ws://127.0.0.1:9/",
-            tmp / "state",
-            connectors=1,
-            sections={"diagnostics": {"retries": 0}},
-        )
-        self.config = load_config(path).config
+        self.config = bench_config(tmp, {"diagnostics": {"retries": 0}})
         self.security: Any = SimpleNamespace(events=Events())
         self.server = Server()
         self.uploads_dir = tmp / "state" / "uploads"

@@ -29,6 +29,7 @@ from tests.station_harness import (
     STATION_ID,
     InProcessStation,
     StationProcess,
+    change_password,
     station_yaml,
     wait_until,
 )
@@ -517,24 +518,7 @@ async def test_no_private_key_or_password_in_the_daemon_log(
     try:
         await csms.wait_for("StatusNotification", timeout=30)
         await signed_station_certificate(csms, pki)
-        assert csms.basic_auth is not None
-        csms.basic_auth[STATION_ID] = NEW_PASSWORD
-        boots = len(csms.messages("BootNotification"))
-        if version == "1.6":
-            change = {"key": "AuthorizationKey", "value": NEW_PASSWORD}
-            assert (await csms.call(STATION_ID, "ChangeConfiguration", change))[
-                "status"
-            ] == "Accepted"
-        else:
-            status = await set_variable(csms, "SecurityCtrlr", "BasicAuthPassword", NEW_PASSWORD)
-            assert status == "Accepted"
-        await wait_until(
-            lambda: (
-                len(csms.messages("BootNotification")) > boots and csms.is_connected(STATION_ID)
-            ),
-            timeout=30,
-            what="the reconnection with the new password",
-        )
+        await change_password(csms, version, NEW_PASSWORD)
     finally:
         # off the event loop: the CSMS answers the station's closing handshake meanwhile
         assert await asyncio.to_thread(proc.terminate) == 0
