@@ -234,7 +234,8 @@ async def _flush(daemon: Daemon, hurry: asyncio.Event) -> None:
     store, station = daemon.store, daemon.station
     assert store is not None and station is not None
     timeout = daemon.config.shutdown.flush_timeout
-    if await store.outbox_length() == 0:
+    if await store.outbox_length() == 0:  # delivered already (or nothing was queued)
+        log.info("every queued message was delivered to the CSMS")
         return
     daemon.notifier.status("stopping: delivering the queued messages to the CSMS")
 
