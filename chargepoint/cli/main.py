@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TypeAlias
 
 from chargepoint import __version__
+from chargepoint.cli.log_setup import configure_logging
 
 SubParsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
@@ -137,11 +137,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    level = logging.WARNING - 10 * min(args.verbose, 2)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    # the meter layer reports what matters, typed; pymodbus' own lines (and its frame hex
-    # dumps) only with -vv
-    logging.getLogger("pymodbus").setLevel(logging.DEBUG if args.verbose >= 2 else logging.CRITICAL)
+    if not getattr(args, "sets_up_logging", False):  # a command may do it when it needs it
+        configure_logging(args.verbose)
     try:
         code: int = args.func(args)
         sys.stdout.flush()

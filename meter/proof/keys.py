@@ -14,14 +14,13 @@ import base64
 import binascii
 import contextlib
 import functools
-import hashlib
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 
@@ -96,8 +95,11 @@ class PublicKeyInfo:
 
     @functools.cached_property
     def fingerprint(self) -> str:
-        """SHA-256 of the DER encoding, lower-case hex."""
-        return hashlib.sha256(self.der).hexdigest()
+        """SHA-256 of the DER encoding, lower-case hex (with `cryptography`'s hash, loaded
+        already: hashlib would add to `verify`'s start-up)."""
+        digest = hashes.Hash(hashes.SHA256())
+        digest.update(self.der)
+        return digest.finalize().hex()
 
 
 def load_public_key(spec: str | bytes, curve: str | None = None) -> PublicKeyInfo:

@@ -167,8 +167,8 @@ def _reject_constant(name: str) -> Any:
 
 _DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=_reject_constant)
 # what raw_decode and json.loads call, called directly: (value, end) of the JSON value at an
-# index, or StopIteration when none starts there
-_SCAN_PAYLOAD: Callable[[str, int], tuple[Any, int]] = vars(_DECODER)["scan_once"]
+# index (a payload's fractions as Decimal), or StopIteration when none starts there
+scan_payload: Callable[[str, int], tuple[Any, int]] = vars(_DECODER)["scan_once"]
 _SCAN_JSON: Callable[[str, int], tuple[Any, int]] = vars(json.JSONDecoder())["scan_once"]
 
 
@@ -209,7 +209,7 @@ def _split(text: str) -> tuple[str, Any, str]:
     if text[start : start + 1] != "{":
         raise OcmfFormatError("payload section does not start with '{'")
     try:
-        payload, end = _SCAN_PAYLOAD(text, start)
+        payload, end = scan_payload(text, start)
     except ValueError as exc:
         raise OcmfFormatError(f"payload is not valid JSON: {exc}") from None
     except StopIteration as stop:  # as raw_decode words it
@@ -238,8 +238,42 @@ def _is_json_object(text: str) -> bool:
         return False
 
 
+_SA_HEAD = '{"SA":"'
+_SD_AFTER_SA = '","SD":"'
+# every SA this verifier knows, as a meter spells it
+_KNOWN_ALGORITHMS = frozenset(
+    f"ECDSA-{curve}-{hash_name}" for curve in _SA_CURVES for hash_name in _SA_HASHES
+)
+
+
+def meter_signature(text: str, start: int = 0) -> tuple[str, str, bytes] | None:
+    """(SA, SD, SD decoded) of the signature section `text[start:]` when it is as a BSM writes
+    it, `{"SA":"<algorithm>","SD":"<hex>"}` with an algorithm this verifier knows, read without
+    the JSON decoder; None for any other text. What it gives is what the decoder gives: SD
+    holds hex digits only (no escapes to undo)."""
+    if not (text.startswith(_SA_HEAD, start) and text.endswith('"}')):
+        return None
+    middle = text.find(_SD_AFTER_SA, start + 7)
+    if middle < 0:
+        return None
+    algorithm = text[start + 7 : middle]
+    sd = text[middle + 8 : -2]
+    if not (sd and algorithm in _KNOWN_ALGORITHMS):
+        return None
+    try:
+        signature_bytes = bytes.fromhex(sd)
+    except ValueError:
+        return None  # the decoder's way names why
+    if len(sd) != 2 * len(signature_bytes):
+        return None  # white space between the bytes: left to the decoder's way
+    return algorithm, sd, signature_bytes
+
+
 def _parse_signature(text: str) -> tuple[dict[str, Any], bytes]:
     """The signature section and its SD decoded per SE."""
+    meters = meter_signature(text)
+    if meters is not None:
+        return {"SA": meters[0], "SD": meters[1]}, meters[2]
     try:  # a meter's section is one object, nothing around it: what json.loads gives
         signature, end = _SCAN_JSON(text, 0)
         if end != len(text):
@@ -462,7 +496,7 @@ def signature_problem(record: OcmfRecord, key: PublicKeyInfo) -> str | None:
     """None when the record's signature is valid for `key`, else the reason it is not."""
     get = record.signature.get  # SA and SM are strings when present (parse_ocmf checks)
     algorithm = get("SA") or DEFAULT_ALGORITHM
-    method = _signature_method(algorithm, get("SM"), key.curve_name)
+    method = signature_method(algorithm, get("SM"), key.curve_name)
     if type(method) is str:
         return method
     assert isinstance(method, ec.ECDSA)
@@ -484,7 +518,7 @@ def signature_problem(record: OcmfRecord, key: PublicKeyInfo) -> str | None:
 
 
 @functools.lru_cache(maxsize=64)
-def _signature_method(algorithm: str, mime: str | None, key_curve: str) -> ec.ECDSA | str:
+def signature_method(algorithm: str, mime: str | None, key_curve: str) -> ec.ECDSA | str:
     """The signature algorithm a record's SA and SM name for a key on `key_curve`, or why it
     cannot be checked with that key (a file's records repeat one or two of them)."""
     try:

@@ -30,6 +30,7 @@ from meter.proof.ocmf import (
     signature_problem,
 )
 from meter.proof.test_signature import TEST_MARKER, is_test_signature
+from meter.proof.usual_record import usual_line
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -133,14 +134,18 @@ def _file_records(path: Path) -> Iterator[_Item]:
         yield _Unusable(f"cannot read the rest of {path}: {getattr(exc, 'strerror', None) or exc}")
 
 
-def _labelled(records: Iterator[_Item]) -> Iterator[tuple[str, _Item]]:
-    """(label, record): "record N: " when the source holds more than one record."""
+def _numbered(records: Iterator[_Item]) -> Iterator[tuple[int, _Item]]:
+    """(number, record): numbered from 1 when the source holds more than one record, else 0
+    (its lines say "record N: " only then)."""
     head = list(itertools.islice(records, 2))
     if len(head) < 2:
-        yield from (("", text) for text in head)
+        yield from ((0, text) for text in head)
         return
-    for index, text in enumerate(itertools.chain(head, records), start=1):
-        yield f"record {index}: ", text
+    yield from enumerate(itertools.chain(head, records), start=1)
+
+
+def _label(number: int) -> str:
+    return f"record {number}: " if number else ""
 
 
 def _time_text(reading: OcmfReading) -> str:
@@ -178,11 +183,7 @@ def _describe(record: OcmfRecord, key: PublicKeyInfo) -> str:
     pagination = payload.get("PG")
     if type(pagination) is not str or not pagination:
         pagination = record.pagination or "no PG"
-    readings = record.readings
-    if len(readings) == 1:
-        described = _describe_reading(readings[0])
-    else:
-        described = ", ".join(_describe_reading(r) for r in readings)
+    described = ", ".join(_describe_reading(r) for r in record.readings)
     algorithm = record.signature.get("SA") or DEFAULT_ALGORITHM  # a string (parse_ocmf)
     return (
         f"meter {meter}, {pagination}, {described}, "
@@ -190,19 +191,27 @@ def _describe(record: OcmfRecord, key: PublicKeyInfo) -> str:
     )
 
 
-def _check_record(text: _Item, key: PublicKeyInfo, label: str) -> tuple[bool, str]:
+def _check_record(text: _Item, key: PublicKeyInfo, number: int) -> tuple[bool, str]:
     """What verify_ocmf finds, as a line (without building its result: a file's records are
-    checked by the ten thousand)."""
+    checked by the ten thousand); `number` is the record's in a file of several, else 0."""
     if type(text) is not str:
         assert isinstance(text, _Unusable)
-        return False, f"not verified: {label}{text.reason}"
+        return False, f"not verified: {_label(number)}{text.reason}"
+    line = usual_line(text, key, number)  # a meter's usual record, in one pass
+    if line is not None:
+        return True, line
+    return check_in_full(text, key, number)
+
+
+def check_in_full(text: str, key: PublicKeyInfo, number: int) -> tuple[bool, str]:
+    """_check_record's rule for any record: parsed into its record and readings."""
     try:
         record = parse_ocmf(text)
     except OcmfFormatError as exc:
-        return False, f"not verified: {label}malformed record: {exc}"
+        return False, f"not verified: {_label(number)}malformed record: {exc}"
     failure = signature_problem(record, key)
     if failure is not None:
-        return False, f"not verified: {label}{failure}"
+        return False, f"not verified: {_label(number)}{failure}"
     readings = record.readings
     if len(readings) == 1:
         billable = readings[0].billable
@@ -216,8 +225,8 @@ def _check_record(text: _Item, key: PublicKeyInfo, label: str) -> tuple[bool, st
             for reading in readings
             if not reading.billable
         ]
-        return False, f"signature valid but not billable: {label}{'; '.join(problems)}"
-    line = f"verified: {label}{_describe(record, key)}"
+        return False, f"signature valid but not billable: {_label(number)}{'; '.join(problems)}"
+    line = f"verified: {_label(number)}{_describe(record, key)}"
     if is_test_signature(record):
         line += f" -- TEST signature by the station, {TEST_MARKER}"
     if warnings:
@@ -240,7 +249,7 @@ def check_records(
         yield False, f"not verified: public key: {exc}"
         return
     try:
-        records = _labelled(_records_from(source))
+        records = _numbered(_records_from(source))
     except ValueError as exc:
         yield False, f"not verified: {exc}"
         return
@@ -248,8 +257,8 @@ def check_records(
     if workers > 1:
         yield from _in_workers(records, key, workers)
     else:
-        for label, text in records:
-            yield _check_record(text, key, label)
+        for number, text in records:
+            yield _check_record(text, key, number)
 
 
 def verify_input(source: str, public_key_spec: str) -> VerifyOutcome:
@@ -265,8 +274,8 @@ def verify_input(source: str, public_key_spec: str) -> VerifyOutcome:
     return VerifyOutcome(ok, lines)
 
 
-def _chunks(records: Iterator[tuple[str, _Item]]) -> Iterator[list[tuple[str, _Item]]]:
-    chunk: list[tuple[str, _Item]] = []
+def _chunks(records: Iterator[tuple[int, _Item]]) -> Iterator[list[tuple[int, _Item]]]:
+    chunk: list[tuple[int, _Item]] = []
     chars = 0
     for item in records:
         chunk.append(item)
@@ -279,7 +288,7 @@ def _chunks(records: Iterator[tuple[str, _Item]]) -> Iterator[list[tuple[str, _I
 
 
 def _in_workers(
-    records: Iterator[tuple[str, _Item]], key: PublicKeyInfo, workers: int
+    records: Iterator[tuple[int, _Item]], key: PublicKeyInfo, workers: int
 ) -> Iterator[tuple[bool, str]]:
     """The records checked in `workers` processes, a chunk per task, a few tasks ahead of the
     one whose lines are given out (memory stays flat); lines in input order."""
@@ -309,6 +318,6 @@ def _start_worker(der: bytes) -> None:
     _WORKER_KEY["key"] = PublicKeyInfo.from_key(key)
 
 
-def _check_chunk(chunk: Iterable[tuple[str, _Item]]) -> list[tuple[bool, str]]:
+def _check_chunk(chunk: Iterable[tuple[int, _Item]]) -> list[tuple[bool, str]]:
     key = _WORKER_KEY["key"]
-    return [_check_record(text, key, label) for label, text in chunk]
+    return [_check_record(text, key, number) for number, text in chunk]
