@@ -95,10 +95,10 @@ def usual_line(text: str, key: PublicKeyInfo, number: int) -> str | None:
         datetime.fromisoformat(tm[:28])  # a date and offset that exist
     except ValueError:
         return None
-    method = signature_method(algorithm, None, key.curve_name)
-    if type(method) is str:
+    checked_with = _CHECKED_WITH.get((algorithm, key.der)) or _checked_with(algorithm, key)
+    if checked_with is None:
         return None
-    assert isinstance(method, ec.ECDSA)
+    method, tail = checked_with
     try:
         key.key.verify(signature_bytes, text[5:end].encode(), method)
     except InvalidSignature:
@@ -106,5 +106,20 @@ def usual_line(text: str, key: PublicKeyInfo, number: int) -> str | None:
     return (
         f"verified: {f'record {number}: ' if number else ''}meter {meter}, {pagination}, "
         f"{tx} {value!s} {unit} (total {xv!s} {xu}) at {tm[:19]}{tm[23:26]}:{tm[26:28]}, "
-        f"{algorithm}, key sha256:{key.fingerprint[:16]}..."
+        f"{tail}"
     )
+
+
+# (SA, key DER) -> the signature method and the line's end, for the SAs a key can check (a
+# file's records repeat one or two): a dictionary lookup per record, not a cached call
+_CHECKED_WITH: dict[tuple[str, bytes], tuple[ec.ECDSA, str]] = {}
+
+
+def _checked_with(algorithm: str, key: PublicKeyInfo) -> tuple[ec.ECDSA, str] | None:
+    method = signature_method(algorithm, None, key.curve_name)
+    if type(method) is str:
+        return None  # the general path names why
+    assert isinstance(method, ec.ECDSA)
+    tail = f"{algorithm}, key sha256:{key.fingerprint[:16]}..."
+    _CHECKED_WITH[algorithm, key.der] = method, tail
+    return method, tail
