@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -201,3 +202,28 @@ def test_status_without_the_daemon_when_every_reservation_expired_says_none(
     assert "  local list: version 7, 3 entries" in lines
     assert "  reservations: none" in lines
     assert not any(line.startswith("  reservation ") for line in lines), lines
+
+
+def test_status_without_the_daemon_leaves_an_older_store_for_the_daemon_to_migrate(
+    tmp_path: Path,
+) -> None:
+    """A store an older version left (the software was updated while the daemon was stopped):
+    `status` says so and changes nothing; migrating it is the daemon's job at its start."""
+    state = tmp_path / "state"
+    state.mkdir()
+    store_path = state / STORE_FILE
+    asyncio.run(a_station_that_stopped(store_path, datetime.now(UTC) + timedelta(days=1), None))
+    with sqlite3.connect(store_path) as conn:  # as the previous schema version marks it
+        older = conn.execute("PRAGMA user_version").fetchone()[0] - 1
+        conn.execute(f"PRAGMA user_version = {older}")
+    conn.close()
+    config = station_yaml(tmp_path / "station.yaml", "ws://127.0.0.1:9/ocpp", state)
+    before = store_files(state)
+
+    done = status(config)
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert done.stderr.startswith(f"store unreadable: {store_path}: ")
+    assert f"schema version {older}" in done.stderr
+    assert "start the daemon once to migrate it" in done.stderr
+    assert store_files(state) == before

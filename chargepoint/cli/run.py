@@ -178,8 +178,8 @@ def _offline_status(cfg: StationConfig, as_json: bool) -> int:
     if not path.exists():
         print(f"daemon not running and no store at {path}", file=sys.stderr)
         return 1
-    try:
-        store = Store.open(path, cfg.station.id)
+    try:  # nothing is migrated while the daemon is not there
+        store = Store.open_without_migrating(path, cfg.station.id)
     except (StoreError, OSError) as exc:
         print(f"store unreadable: {path}: {_store_reason(exc, path)}", file=sys.stderr)
         return 1

@@ -63,10 +63,16 @@ class StoreBase:
     by a lock all the same."""
 
     def __init__(
-        self, path: str | os.PathLike[str], station_id: str, *, read_only: bool = False
+        self,
+        path: str | os.PathLike[str],
+        station_id: str,
+        *,
+        read_only: bool = False,
+        migrate: bool = True,
     ) -> None:
         """Open the store at `path` for `station_id`, creating it when missing; `read_only`:
-        open an existing store of the current schema for reading only (see open_read_only)."""
+        open an existing store of the current schema for reading only (see open_read_only);
+        not `migrate`: refuse a store of an older schema rather than migrate it."""
         if not station_id:
             raise StoreError("the station id must not be empty")
         if sqlite3.sqlite_version_info < MIN_SQLITE:
@@ -80,7 +86,7 @@ class StoreBase:
         if read_only:
             self._conn: sqlite3.Connection | None = self._connect_read_only(self.path, station_id)
             return
-        version = self._prepare(self.path, station_id)
+        version = self._prepare(self.path, station_id, current_only=not migrate)
         self._conn = self._connect(self.path, station_id, version)
 
     @classmethod
@@ -94,15 +100,23 @@ class StoreBase:
         while the daemon writes)."""
         return cls(path, station_id, read_only=True)
 
+    @classmethod
+    def open_without_migrating(cls, path: str | os.PathLike[str], station_id: str) -> Self:
+        """An existing store of the current schema, for a command that reads it while the
+        daemon is stopped (`status`): a store of an older schema is left to the daemon to
+        migrate at its start (StoreError saying so). Unlike open_read_only it leaves no
+        side files behind when it closes."""
+        return cls(path, station_id, migrate=False)
+
     # ---- opening ----
 
     @staticmethod
-    def _prepare(path: Path, station_id: str) -> int:
+    def _prepare(path: Path, station_id: str, *, current_only: bool = False) -> int:
         if not (path.exists() or path.is_symlink()) and create(path, station_id):
             return schema.SCHEMA_VERSION
         restrict_store_files(path)  # a store an older version left readable by others
         check_wal(path)  # before SQLite reads the WAL and silently drops what follows damage
-        return probe(path, station_id)
+        return probe(path, station_id, current_only=current_only)
 
     @staticmethod
     def _connect(path: Path, station_id: str, version: int) -> sqlite3.Connection:
@@ -129,12 +143,7 @@ class StoreBase:
     def _connect_read_only(path: Path, station_id: str) -> sqlite3.Connection:
         if not (path.exists() or path.is_symlink()):
             raise StoreError(f"no store at {path} (the daemon creates it when it first starts)")
-        version = probe(path, station_id)
-        if version != schema.SCHEMA_VERSION:
-            raise StoreError(
-                f"{path} has schema version {version}, this software reads "
-                f"{schema.SCHEMA_VERSION}; start the daemon once to migrate it"
-            )
+        probe(path, station_id, current_only=True)
         conn = _open(path, "ro", "cannot open the store read-only")
         try:
             conn.execute("PRAGMA query_only = ON")

@@ -141,8 +141,9 @@ def _side_files(path: Path) -> list[Path]:
     return [path.with_name(path.name + suffix) for suffix in ("-wal", "-shm")]
 
 
-def probe(path: Path, station_id: str) -> int:
+def probe(path: Path, station_id: str, *, current_only: bool = False) -> int:
     """Inspect an existing file read-only; return its schema version or raise StoreError.
+    `current_only`: an older schema is refused too (for a reader that must not migrate).
 
     Nothing is written to the file. A read-only connection may create empty -wal and -shm
     files next to it; when the file is refused, those it created are removed again.
@@ -152,6 +153,11 @@ def probe(path: Path, station_id: str) -> int:
     refused = True
     try:
         version = _probe_sqlite(path, station_id)
+        if current_only and version != schema.SCHEMA_VERSION:
+            raise StoreError(
+                f"{path} has schema version {version}, this software reads "
+                f"{schema.SCHEMA_VERSION}; start the daemon once to migrate it"
+            )
         refused = False
         return version
     finally:
