@@ -6,7 +6,7 @@ serial and pagination, the signature section `{"SA":"...","SD":"<hex>"}`. For su
 `usual_line` gives, with the signature checked, exactly the line the general path
 (verification._check_record) gives, without building the record and reading objects. For
 anything else, an invalid signature included, it gives None and the general path decides:
-that path is the rule, this one only its shortcut (tests/test_verification.py holds both to
+that path is the rule, this one only its shortcut (tests/test_usual_record.py holds both to
 the same lines on real and altered records).
 """
 
