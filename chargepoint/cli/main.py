@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeAlias
 
 from chargepoint import __version__
-from chargepoint.cli.log_setup import configure_logging
+from chargepoint.cli.command_log import configure_logging
 
 SubParsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from chargepoint.cli.log_setup import configure_logging
+from chargepoint.cli.command_log import configure_logging
 from meter.proof.verification import MAX_INPUT_FILE, check_records
 
 if TYPE_CHECKING:

@@ -1,4 +1,5 @@
-"""The command line's log output: one line per record on standard error, -v and -vv for more.
+"""A command's log output: one line per record on standard error, -v and -vv for more (the
+daemon's own log, journal and file, is set up by chargepoint.service.logsetup, replacing it).
 
 Its own module so that a command that logs nothing on its usual path (`verify` of OCMF records)
 can set it up only when it takes a path that may log, and start without the logging package."""
