@@ -229,7 +229,15 @@ class CheckedCall(NamedTuple):
 
 
 def call_frame(payload: dict[str, Any]) -> tuple[dict[str, Any], str]:
-    """The payload of a CALL as it is sent (None values left out), and as JSON."""
+    """The payload of a CALL as it is sent (None values left out), and as JSON.
+
+    Most payloads hold no None: their JSON has no `null` anywhere (a None is written as
+    `null`, so a text without it had none), and the payload is sent as it is, without the
+    copy `remove_nones` makes of every dict and list (a text with `null`, if only inside a
+    string, is made again from that copy)."""
+    text = json.dumps(payload, separators=(",", ":"))
+    if "null" not in text:
+        return payload, text
     frame: dict[str, Any] = remove_nones(payload)
     return frame, json.dumps(frame, separators=(",", ":"))
 
@@ -391,7 +399,8 @@ class CsmsSessionLoop(Generic[CP]):
         if cp is None:
             raise ConnectionError("not connected to the CSMS")
         frame, text = checked if checked is not None else call_frame(payload)
-        log.debug("-> %s %s", action, clip(text))
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("-> %s %s", action, clip(text))
         started = time.monotonic()
         version = self.config.csms.ocpp_version
         timeout = self.config.csms.call_timeout

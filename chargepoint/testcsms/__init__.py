@@ -38,7 +38,8 @@ The package, one job per module:
   over it (tag_answers: Blocked/Expired/group answers; local lists, reservations).
 - `session`: one station's connection (frame log, schema validation both ways, replies to the
   CSMS's CALLs); `v16` and `v201`: the answers to each version's CALLs; `schemas`: the schema
-  check of every frame (the library's schemas compiled to Python, the library's verdict).
+  check of every frame (the library's schemas compiled to Python, the library's verdict);
+  `payload_keys`: the library's key renaming for the `@on` handlers, once per key.
 - `records`, `errors`, `ocppj` (subprotocol names, OCPP-J helpers), `pki` (the test PKI).
 """
 

@@ -21,18 +21,23 @@ from typing import Any, ClassVar, Literal, Protocol
 from ocpp.charge_point import (  # type: ignore[import-untyped, unused-ignore]
     ChargePoint as _LibChargePoint,
 )
+from ocpp.charge_point import (  # type: ignore[import-untyped, unused-ignore]
+    _raise_key_error,
+)
 from ocpp.exceptions import OCPPError  # type: ignore[import-untyped, unused-ignore]
 from ocpp.messages import (  # type: ignore[import-untyped, unused-ignore]
     Call,
     CallError,
     CallResult,
     unpack,
+    validate_payload,
 )
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from chargepoint.testcsms.errors import CallErrorReply, SchemaViolation, StationNotConnected
 from chargepoint.testcsms.ocppj import log, ocpp_error_text, unique_id_of
+from chargepoint.testcsms.payload_keys import answer_payload, snake_keys
 from chargepoint.testcsms.records import Frame, Received, ResponseHandler, SentError
 from chargepoint.testcsms.schemas import check_payload
 
@@ -97,6 +102,8 @@ class Session(_LibChargePoint):  # type: ignore[misc, unused-ignore]
         self._incoming_actions: dict[str, str] = {}
         # the station's CALLs whose answer the handler is making: checked as it is sent
         self._answers_to_check: set[str] = set()
+        # per `@on`/`@after` handler (bound method): whether it takes `call_unique_id`
+        self._wants_unique_id: dict[Any, bool] = {}
 
     # -- incoming ------------------------------------------------------------------------
     async def route_message(self, raw_msg: str | bytes) -> None:
@@ -109,17 +116,21 @@ class Session(_LibChargePoint):  # type: ignore[misc, unused-ignore]
             self.csms.bad_frames.append(Frame(self.station_id, "in", text, time.monotonic()))
             return
         if isinstance(msg, Call):
-            await self._on_call(msg)
+            await self._on_call(msg, text)
             return
         self._on_reply(msg, text)
 
-    async def _on_call(self, msg: Any) -> None:
+    async def _on_call(self, msg: Any, text: str) -> None:
         uid = str(msg.unique_id)
-        payload = msg.payload if isinstance(msg.payload, dict) else {}
+        # The record's payload is a parse of its own (unpack made a Call of the 4 elements of
+        # this same text): the CALL's checks and handler read `msg.payload`, the tests and
+        # listeners `rec.payload`, and the two share no dict or list, so neither can change
+        # the other (as deep a copy as copy.deepcopy made, by the C parser: less time).
+        payload = json.loads(text)[3] if isinstance(msg.payload, dict) else {}
         rec = Received(
             self.station_id,
             str(msg.action),
-            copy.deepcopy(payload),
+            payload,
             uid,
             time.monotonic(),
             str(self._ocpp_version),
@@ -186,6 +197,48 @@ class Session(_LibChargePoint):  # type: ignore[misc, unused-ignore]
             await self._handle_call(msg)
         finally:
             self._answers_to_check.discard(uid)
+
+    async def _handle_call(self, msg: Any) -> Any:
+        """The library's `ChargePoint._handle_call` (the `@on` handler's answer, the `@after`
+        hook), its key renaming done once per key (payload_keys) and each handler's signature
+        read once; the answer goes out through `_send` as the library sends it."""
+        handlers = self.route_map.get(msg.action)
+        handler = handlers.get("_on_action") if handlers is not None else None
+        if handlers is None or handler is None:
+            _raise_key_error(msg.action, self._ocpp_version)
+            return None
+        if not handlers.get("_skip_schema_validation", False):
+            await validate_payload(msg, self._ocpp_version)
+        arguments = snake_keys(msg.payload)
+        try:
+            response = handler(**arguments, **self._unique_id_argument(handler, msg))
+            if inspect.isawaitable(response):
+                response = await response
+        except Exception as error:
+            log.exception("%s: error while handling request %s", self.station_id, msg)
+            await self._send(msg.create_call_error(error).to_json())
+            return None
+        result = msg.create_call_result(answer_payload(response))
+        if not handlers.get("_skip_schema_validation", False):
+            await validate_payload(result, self._ocpp_version)
+        await self._send(result.to_json())
+        after = handlers.get("_after_action")
+        if after is None:
+            return response
+        response = after(**arguments, **self._unique_id_argument(after, msg))
+        if inspect.isawaitable(response):  # as the library: not awaited here (it may call)
+            task = asyncio.ensure_future(response)
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return response
+
+    def _unique_id_argument(self, handler: Any, msg: Any) -> dict[str, Any]:
+        """`call_unique_id=` for a handler that names it in its signature (read once)."""
+        wants = self._wants_unique_id.get(handler)
+        if wants is None:
+            wants = "call_unique_id" in inspect.signature(handler).parameters
+            self._wants_unique_id[handler] = wants
+        return {"call_unique_id": msg.unique_id} if wants else {}
 
     def _on_reply(self, msg: Any, text: str) -> None:
         uid = str(msg.unique_id)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import ssl
 import time
 from collections.abc import Callable
@@ -84,7 +85,8 @@ class CsmsState:
 
     def _record(self, rec: Received) -> None:
         self.received.append(rec)
-        log.debug("%s -> %s %s", rec.station_id, rec.action, json.dumps(rec.payload))
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("%s -> %s %s", rec.station_id, rec.action, json.dumps(rec.payload))
         for listener in self._listeners:
             try:
                 listener(rec)
