@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Callable
 from typing import Any
 
 from ocpp.charge_point import (  # type: ignore[import-untyped, unused-ignore]
@@ -42,19 +43,21 @@ def camel_key(key: str) -> str:
 
 def snake_keys(data: Any) -> Any:
     """`camel_to_snake_case(data)`: new dicts and lists, the other values as they are."""
-    if isinstance(data, dict):
-        return {snake_key(key): snake_keys(value) for key, value in data.items()}
-    if isinstance(data, list):
-        return [snake_keys(value) for value in data]
-    return data
+    return _renamed(data, snake_key)
 
 
 def camel_keys(data: Any) -> Any:
     """`snake_to_camel_case(data)`: new dicts and lists, the other values as they are."""
+    return _renamed(data, camel_key)
+
+
+def _renamed(data: Any, rename: Callable[[str], str]) -> Any:
+    """`data` with every dict's keys renamed, walked as the library walks it (dicts and
+    lists, nothing else)."""
     if isinstance(data, dict):
-        return {camel_key(key): camel_keys(value) for key, value in data.items()}
+        return {rename(key): _renamed(value, rename) for key, value in data.items()}
     if isinstance(data, list):
-        return [camel_keys(value) for value in data]
+        return [_renamed(value, rename) for value in data]
     return data
 
 
