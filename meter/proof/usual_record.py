@@ -37,6 +37,12 @@ _TEXT_OR_NONE = (str, type(None))
 _NUMBER = (Decimal, int)  # a fraction as the decoder gives it, or a whole number (older BSM: Wh)
 
 
+def record_label(number: int) -> str:
+    """How a line names its record: "record N: " in a file of several (`number` from 1),
+    nothing for the only one (0)."""
+    return f"record {number}: " if number else ""
+
+
 def usual_line(text: str, key: PublicKeyInfo, number: int) -> str | None:
     """`verified: ...` for a meter's usual record whose signature is valid, else None.
 
@@ -104,7 +110,7 @@ def usual_line(text: str, key: PublicKeyInfo, number: int) -> str | None:
     except InvalidSignature:
         return None
     return (
-        f"verified: {f'record {number}: ' if number else ''}meter {meter}, {pagination}, "
+        f"verified: {record_label(number)}meter {meter}, {pagination}, "
         f"{tx} {value!s} {unit} (total {xv!s} {xu}) at {tm[:19]}{tm[23:26]}:{tm[26:28]}, "
         f"{tail}"
     )

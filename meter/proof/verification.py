@@ -30,7 +30,7 @@ from meter.proof.ocmf import (
     signature_problem,
 )
 from meter.proof.test_signature import TEST_MARKER, is_test_signature
-from meter.proof.usual_record import usual_line
+from meter.proof.usual_record import record_label, usual_line
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -144,10 +144,6 @@ def _numbered(records: Iterator[_Item]) -> Iterator[tuple[int, _Item]]:
     yield from enumerate(itertools.chain(head, records), start=1)
 
 
-def _label(number: int) -> str:
-    return f"record {number}: " if number else ""
-
-
 def _time_text(reading: OcmfReading) -> str:
     """The reading's time as isoformat() gives it: to the second, or the millisecond when it
     has a fraction."""
@@ -196,7 +192,7 @@ def _check_record(text: _Item, key: PublicKeyInfo, number: int) -> tuple[bool, s
     checked by the ten thousand); `number` is the record's in a file of several, else 0."""
     if type(text) is not str:
         assert isinstance(text, _Unusable)
-        return False, f"not verified: {_label(number)}{text.reason}"
+        return False, f"not verified: {record_label(number)}{text.reason}"
     line = usual_line(text, key, number)  # a meter's usual record, in one pass
     if line is not None:
         return True, line
@@ -208,10 +204,10 @@ def check_in_full(text: str, key: PublicKeyInfo, number: int) -> tuple[bool, str
     try:
         record = parse_ocmf(text)
     except OcmfFormatError as exc:
-        return False, f"not verified: {_label(number)}malformed record: {exc}"
+        return False, f"not verified: {record_label(number)}malformed record: {exc}"
     failure = signature_problem(record, key)
     if failure is not None:
-        return False, f"not verified: {_label(number)}{failure}"
+        return False, f"not verified: {record_label(number)}{failure}"
     readings = record.readings
     if len(readings) == 1:
         billable = readings[0].billable
@@ -225,8 +221,9 @@ def check_in_full(text: str, key: PublicKeyInfo, number: int) -> tuple[bool, str
             for reading in readings
             if not reading.billable
         ]
-        return False, f"signature valid but not billable: {_label(number)}{'; '.join(problems)}"
-    line = f"verified: {_label(number)}{_describe(record, key)}"
+        label = record_label(number)
+        return False, f"signature valid but not billable: {label}{'; '.join(problems)}"
+    line = f"verified: {record_label(number)}{_describe(record, key)}"
     if is_test_signature(record):
         line += f" -- TEST signature by the station, {TEST_MARKER}"
     if warnings:
