@@ -31,7 +31,7 @@ import contextlib
 import io
 import random
 import tarfile
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -102,6 +102,7 @@ FIRMWARE_STEPS: Final = (
 INSTALLED: Final = [*FIRMWARE_STEPS[1:], "Installed"]
 LOG_STEPS: Final = ("requested", "Uploading")
 CERTIFICATE_STEPS: Final = ("requested", "CSR received", "CertificateSigned sent")
+JOB_KINDS: Final = ("firmware", "log", "certificate")
 JOB_STEPS: Final = (
     *(f"firmware: {s}" for s in FIRMWARE_STEPS),
     *(f"log: {s}" for s in LOG_STEPS),
@@ -313,16 +314,28 @@ class Jobs:
     async def maybe_start(self, chance: float) -> list[Job]:
         """Start, with probability `chance` each, a job of each kind not running."""
         started = []
-        for kind, start in (
-            ("firmware", self.start_firmware),
-            ("log", self.start_log),
-            ("certificate", self.start_certificate),
-        ):
+        for kind in JOB_KINDS:
             busy = any(j.kind == kind for j in self.open_jobs())
             if not busy and self.rng.random() < chance:
-                await start()
+                await self._start(kind)
                 started.append(self.jobs[-1])
         return started
+
+    def _start(self, kind: str) -> Awaitable[None]:
+        starts = {
+            "firmware": self.start_firmware,
+            "log": self.start_log,
+            "certificate": self.start_certificate,
+        }
+        return starts[kind]()
+
+    async def ensure_open(self, kind: str) -> list[Job]:
+        """A job of `kind` is open: one already running, or one started now (an empty list
+        when the station did not accept it)."""
+        if any(j.kind == kind for j in self.open_jobs()):
+            return []
+        await self._start(kind)
+        return [self.jobs[-1]] if self.jobs[-1].waiting() else []
 
     async def _request(self, job: Job, call: Callable[[], Any]) -> dict[str, Any]:
         self.jobs.append(job)
