@@ -148,6 +148,8 @@ async def test_a_new_password_is_kept_0600_and_reverted_when_it_does_not_work(ri
     assert await profiles.set_password("short") is not None
     assert await profiles.set_password("has space in it 123") is not None
     assert await profiles.set_password("fedcba9876543210-renewed") is None
+    reverted: list[str | None] = []
+    profiles.on_password_reverted = reverted.append
     secret = rig.tmp / "secrets" / "csms-password"
     assert stat.S_IMODE(secret.stat().st_mode) == 0o600
     attempt = profiles.next_attempt()
@@ -158,6 +160,7 @@ async def test_a_new_password_is_kept_0600_and_reverted_when_it_does_not_work(ri
     back = profiles.next_attempt()
     assert back.csms.password is not None and back.csms.password.resolve() == PASSWORD
     assert not secret.exists()
+    assert reverted == [None]  # none was set through OCPP before: the YAML's again
     # a password that works stays, without the previous one
     await profiles.set_password("fedcba9876543210-renewed")
     await profiles.connected(profiles.next_attempt())

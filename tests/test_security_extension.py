@@ -417,6 +417,58 @@ async def test_authorization_key_is_write_only_and_used_from_the_next_connection
     assert secret.read_text() == NEW_PASSWORD
 
 
+async def test_basic_auth_password_is_tried_and_falls_back_when_it_does_not_connect(
+    rig: Rig,
+) -> None:
+    """2.0.1 SecurityCtrlr.BasicAuthPassword: the station reconnects with the new password,
+    logs the change as a security event (A01.FR.11, without the value) and keeps it once it
+    worked; a password the CSMS then refuses is given up after the attempts, and the station
+    is back on the one that worked, on disk too (not locked out until a site visit)."""
+    csms = await plain_station(rig, "2.0.1")
+    secrets = rig.tmp / "state" / "secrets"
+
+    security = rig.daemon.security
+    assert security is not None
+
+    async def reconfigurations() -> list[str]:
+        kind = "ReconfigurationOfSecurityParameters"
+        entries = await security.events.entries_between()
+        return [e.tech_info or "" for e in entries if e.event_type == kind]
+
+    assert await reconfigurations() == []
+    await change_password(csms, "2.0.1", NEW_PASSWORD)
+    secret = secrets / "csms-password"
+    assert secret.read_text() == NEW_PASSWORD and stat.S_IMODE(secret.stat().st_mode) == 0o600
+    assert not (secrets / "csms-password.previous").exists()
+    # in the security log (A01.FR.11), without the value (A01.FR.12)
+    [logged] = await reconfigurations()
+    assert "password" in logged and NEW_PASSWORD not in logged
+    # the CSMS failed to keep the next password: it still expects NEW_PASSWORD
+    boots = len(csms.messages("BootNotification"))
+    setting = {
+        "component": {"name": "SecurityCtrlr"},
+        "variable": {"name": "BasicAuthPassword"},
+        "attributeValue": "y" * 20,
+    }
+    got = await csms.call(STATION_ID, "SetVariables", {"setVariableData": [setting]})
+    assert got["setVariableResult"][0]["attributeStatus"] == "Accepted", got
+    await wait_until(
+        lambda: len(csms.messages("BootNotification")) > boots and csms.is_connected(STATION_ID),
+        timeout=30,
+        what="the fallback to the previous password",
+    )
+    assert csms.connection_info(STATION_ID)["basic_auth_user"] == STATION_ID
+    assert secret.read_text() == NEW_PASSWORD
+    assert not (secrets / "csms-password.previous").exists()
+    # the CSMS fixed its side and sends the given-up password again: a new trial that works
+    await change_password(csms, "2.0.1", "y" * 20)
+    assert secret.read_text() == "y" * 20
+    assert not (secrets / "csms-password.previous").exists()
+    assert len(await reconfigurations()) == 3
+    log_text = (rig.tmp / "state" / "security.log").read_text()
+    assert NEW_PASSWORD not in log_text and "y" * 20 not in log_text
+
+
 # ---- security events --------------------------------------------------------------------------
 
 

@@ -7,7 +7,8 @@ The connections:
   with the device model's SecurityProfile and BasicAuthPassword applied). On OCPP 1.6 the CSMS
   may raise its security profile (`SecurityProfile` key; the URL scheme follows: ws:// for 0
   and 1, wss:// for 2 and 3, same host, port and path) and set its password
-  (`AuthorizationKey`, kept in `csms_password.PasswordFile`);
+  (`AuthorizationKey`, kept in `csms_password.PasswordFile`; on 2.0.1 BasicAuthPassword is
+  kept there too, through `try_password`);
 - other slots (OCPP 2.0.1 SetNetworkProfile), tried in the order of `priority()`
   (NetworkConfigurationPriority).
 
@@ -18,8 +19,9 @@ Rules (OCPP 1.6 security whitepaper, 2.0.1 A05/B10):
   station certificate (installed through CertificateSigned, or the YAML's client_cert/key) for
   3;
 - a change is a trial until a connection with it opened: after `attempts` failed attempts it is
-  given up (1.6: the previous profile and password come back) or the next slot of the priority
-  list is tried (2.0.1), so the station always falls back to a connection that worked;
+  given up (the previous password comes back, and on 1.6 the previous profile) or the next
+  slot of the priority list is tried (2.0.1), so the station always falls back to a
+  connection that worked;
 - once a connection opened with a higher profile, no connection below it is used again.
 
 State is kept in the store under `STATE_KEY` (JSON), the password in its own 0600 file.
@@ -27,6 +29,7 @@ State is kept in the store under `STATE_KEY` (JSON), the password in its own 060
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import ssl
@@ -130,7 +133,9 @@ def url_for_profile(url: str, profile: int) -> str:
 
 
 class ConnectionProfiles:
-    """See the module docstring. `on_committed(profile)` runs when a raised profile worked."""
+    """See the module docstring. `on_committed(profile)` runs when a raised profile worked,
+    `on_password_reverted(password)` when a new password was given up for the previous one
+    (None: none set through OCPP)."""
 
     def __init__(
         self,
@@ -150,6 +155,7 @@ class ConnectionProfiles:
         self.attempts = attempts
         self.priority: Callable[[], list[int]] = lambda: [BASE_SLOT]
         self.on_committed: Callable[[int], Awaitable[None]] | None = None
+        self.on_password_reverted: Callable[[str | None], None] | None = None
         self._state = _State()
         self._position = 0  # index into the candidates (2.0.1 priority order)
         self._reconnect = False  # a change that applies from the next connection
@@ -215,19 +221,28 @@ class ConnectionProfiles:
         return True
 
     async def set_password(self, value: str) -> str | None:
-        """A new Basic-auth password from the next connection on; the reason when refused."""
+        """A new Basic-auth password (1.6 AuthorizationKey) from the next connection on; the
+        reason when refused."""
         problem = password_problem(value)
         if problem is not None:
             return problem
-        self.password.replace(value)
-        self._state.failures = 0
         self._reconnect = True
+        await self.try_password(value)
+        return None
+
+    async def try_password(self, value: str) -> None:
+        """A new Basic-auth password for slot 1, already checked against its version's rule
+        (2.0.1 BasicAuthPassword: the device model's): a trial from the next connection on,
+        the previous password kept until a connection with the new one opened, and restored
+        after `attempts` failed ones. The change is a security event (2.0.1 A01.FR.11), without
+        the value."""
+        await asyncio.to_thread(self.password.replace, value)
+        self._state.failures = 0
         await self._save()
         await self._events.record(
             SecurityEventType.RECONFIGURATION_OF_SECURITY_PARAMETERS,
             "Basic-auth password changed by the CSMS; used from the next connection",
         )
-        return None
 
     def take_reconnect(self) -> bool:
         """Whether a change asks for a new connection (once: it is then forgotten)."""
@@ -345,7 +360,10 @@ class ConnectionProfiles:
                 self.attempts,
             )
             self._state.trial_profile = None
-            self.password.revert()
+            if self.password.trial:
+                await asyncio.to_thread(self.password.revert)
+                if self.on_password_reverted is not None:
+                    self.on_password_reverted(await asyncio.to_thread(self.password.read))
         else:
             log.error(
                 "network profile slot %d did not connect %d times; trying the next one",

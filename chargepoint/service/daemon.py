@@ -220,7 +220,7 @@ class Daemon:
         model = DeviceModel.for_station(
             cfg,
             settings,
-            password_apart(password, persist),
+            password_apart(security.connection, persist),
             stored,
             live=live,
             network_priority_check=priority_check(security),

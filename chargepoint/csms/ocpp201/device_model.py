@@ -210,6 +210,13 @@ class DeviceModel:
         vdef = self.definition("SecurityCtrlr", "BasicAuthPassword")
         return self._values[vdef.store_key] or None
 
+    def password_reverted(self, password: str | None) -> None:
+        """The connection gave up a new BasicAuthPassword for `password`, which is in the
+        password file already: the device model holds it again (a CSMS that sends the given-up
+        one again starts a new trial)."""
+        vdef = self.definition("SecurityCtrlr", "BasicAuthPassword")
+        self._values[vdef.store_key] = password or ""
+
     def csms_config(self) -> CsmsConfig:
         """The YAML's csms section with SecurityProfile and BasicAuthPassword applied: what the
         websocket link should use from the next connection on."""

@@ -36,7 +36,7 @@ from chargepoint.core.certificates import (
     CertificateType,
     SigningParameters,
 )
-from chargepoint.core.connection_profiles import NetworkProfile
+from chargepoint.core.connection_profiles import ConnectionProfiles, NetworkProfile
 from chargepoint.core.csms_password import PasswordFile
 from chargepoint.core.security import StationSecurity
 from chargepoint.core.station import Station
@@ -93,6 +93,7 @@ def attach_security(adapter: _Adapter) -> None:
     security = adapter.security
     dm = adapter.device_model
     security.connection.base = dm.csms_config
+    security.connection.on_password_reverted = dm.password_reverted
     security.connection.priority = lambda: [
         int(slot) for slot in dm.members("OCPPCommCtrlr", "NetworkConfigurationPriority")
     ]
@@ -118,15 +119,18 @@ PASSWORD_STORE_KEY: Final = "ocpp201.SecurityCtrlr.BasicAuthPassword"
 Persist = Callable[[str, str], Awaitable[None]]
 
 
-def password_apart(password: PasswordFile, persist: Persist) -> Persist:
+def password_apart(connection: ConnectionProfiles, persist: Persist) -> Persist:
     """The device model's `persist` with BasicAuthPassword written to the password file
-    (mode 0600) and nothing of it to the store."""
+    (mode 0600) and nothing of it to the store. A new password is a trial: the one before it
+    comes back when the new one does not connect (ConnectionProfiles.try_password)."""
 
     async def persist_apart(key: str, value: str) -> None:
-        if key == PASSWORD_STORE_KEY:
-            await asyncio.to_thread(password.store, value)
-            return
-        await persist(key, value)
+        if key != PASSWORD_STORE_KEY:
+            await persist(key, value)
+        elif value:
+            await connection.try_password(value)
+        else:
+            await asyncio.to_thread(connection.password.store, value)
 
     return persist_apart
 
