@@ -644,3 +644,29 @@ async def test_start_and_stop_are_idempotent() -> None:
         await server.start()
     await server.stop()
     await server.stop()
+
+
+@pytest.mark.parametrize(
+    ("version", "action", "code"),
+    [
+        ("1.6", "RemoteStartTransaction", "NotImplemented"),  # a 1.6 action, not the CSMS's
+        ("1.6", "NoSuchAction", "NotSupported"),
+        ("1.6", "TransactionEvent", "NotSupported"),  # 2.0.1 only
+        ("2.0.1", "RequestStartTransaction", "NotImplemented"),
+        ("2.0.1", "StartTransaction", "NotSupported"),  # 1.6 only
+    ],
+)
+async def test_a_call_the_csms_has_no_handler_for_gets_its_callerror(
+    csms: TestCsms, version: str, action: str, code: str
+) -> None:
+    """OCPP-J: an action of the version that nobody handles is NotImplemented, one the
+    version does not have is NotSupported; the connection stays up."""
+    protocol = Subprotocol("ocpp1.6" if version == "1.6" else "ocpp2.0.1")
+    async with connect(f"{csms.url}/CP-RAW", subprotocols=[protocol]) as ws:
+        await ws.send(json.dumps([2, "u-1", action, {}]))
+        reply = json.loads(await asyncio.wait_for(ws.recv(), 5))
+        assert reply[:3] == [4, "u-1", code], reply
+        assert action in reply[4]["cause"]
+        await ws.send(json.dumps([2, "u-2", "Heartbeat", {}]))
+        again = json.loads(await asyncio.wait_for(ws.recv(), 5))
+        assert again[:2] == [3, "u-2"] and "currentTime" in again[2]

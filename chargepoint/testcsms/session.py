@@ -21,10 +21,13 @@ from typing import Any, ClassVar, Literal, Protocol
 from ocpp.charge_point import (  # type: ignore[import-untyped, unused-ignore]
     ChargePoint as _LibChargePoint,
 )
-from ocpp.charge_point import (  # type: ignore[import-untyped, unused-ignore]
-    _raise_key_error,
+from ocpp.exceptions import (  # type: ignore[import-untyped, unused-ignore]
+    NotImplementedError as OcppNotImplemented,
 )
-from ocpp.exceptions import OCPPError  # type: ignore[import-untyped, unused-ignore]
+from ocpp.exceptions import (  # type: ignore[import-untyped, unused-ignore]
+    NotSupportedError,
+    OCPPError,
+)
 from ocpp.messages import (  # type: ignore[import-untyped, unused-ignore]
     Call,
     CallError,
@@ -32,6 +35,8 @@ from ocpp.messages import (  # type: ignore[import-untyped, unused-ignore]
     unpack,
     validate_payload,
 )
+from ocpp.v16.enums import Action as Action16  # type: ignore[import-untyped, unused-ignore]
+from ocpp.v201.enums import Action as Action201  # type: ignore[import-untyped, unused-ignore]
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
@@ -40,6 +45,17 @@ from chargepoint.testcsms.ocppj import log, ocpp_error_text, unique_id_of
 from chargepoint.testcsms.payload_keys import answer_payload, snake_keys
 from chargepoint.testcsms.records import Frame, Received, ResponseHandler, SentError
 from chargepoint.testcsms.schemas import check_payload
+
+
+def unhandled_action(action: str, version: str) -> OCPPError:
+    """The CALLERROR for a CALL no handler takes: NotImplemented for an action of `version`
+    (OCPP-J 4.2.3), NotSupported for one the version does not have."""
+    actions = Action16 if version == "1.6" else Action201
+    try:
+        actions(action)
+    except ValueError:
+        return NotSupportedError(details={"cause": f"{action} not supported by OCPP{version}."})
+    return OcppNotImplemented(details={"cause": f"No handler for {action} registered."})
 
 
 class SessionHost(Protocol):
@@ -205,8 +221,7 @@ class Session(_LibChargePoint):  # type: ignore[misc, unused-ignore]
         handlers = self.route_map.get(msg.action)
         handler = handlers.get("_on_action") if handlers is not None else None
         if handlers is None or handler is None:
-            _raise_key_error(msg.action, self._ocpp_version)
-            return None
+            raise unhandled_action(msg.action, self._ocpp_version)
         if not handlers.get("_skip_schema_validation", False):
             await validate_payload(msg, self._ocpp_version)
         arguments = snake_keys(msg.payload)
