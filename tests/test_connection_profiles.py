@@ -153,10 +153,14 @@ async def test_a_new_password_is_kept_0600_and_reverted_when_it_does_not_work(ri
     secret = rig.tmp / "secrets" / "csms-password"
     assert stat.S_IMODE(secret.stat().st_mode) == 0o600
     attempt = profiles.next_attempt()
-    assert attempt.trial and attempt.csms.password is not None
+    assert attempt.password_trial and attempt.csms.password is not None
     assert attempt.csms.password.resolve() == "fedcba9876543210-renewed"
+    # an outage is not the password's fault: the CSMS may have switched to it already
+    for _ in range(5):
+        await profiles.failed(attempt, ConnectionError("unreachable"))
+    assert profiles.next_attempt().password_trial and reverted == []
     for _ in range(2):
-        await profiles.failed(attempt, ConnectionError("401"))
+        await profiles.failed(attempt, ConnectionError("HTTP 401"), credentials_refused=True)
     back = profiles.next_attempt()
     assert back.csms.password is not None and back.csms.password.resolve() == PASSWORD
     assert not secret.exists()
@@ -166,6 +170,39 @@ async def test_a_new_password_is_kept_0600_and_reverted_when_it_does_not_work(ri
     await profiles.connected(profiles.next_attempt())
     assert secret.read_text() == "fedcba9876543210-renewed"
     assert not (rig.tmp / "secrets" / "csms-password.previous").exists()
+
+
+async def test_a_new_password_is_tried_on_the_network_profile_slot_in_use(rig: Rig) -> None:
+    """2.0.1: BasicAuthPassword applies to every slot. Set while the station is connected
+    through slot 2, it is tried there, kept once it worked there, and given up for the
+    previous one when slot 2's CSMS refuses it (the station stays on slot 2)."""
+    profiles = rig.profiles
+    await profiles.connected(profiles.next_attempt())
+    await profiles.set_network_profile(2, NetworkProfile("ws://other.example/ocpp", 1))
+    profiles.priority = lambda: [2, 1]
+    on_two = profiles.next_attempt()
+    assert on_two.slot == 2 and on_two.slot_trial
+    await profiles.connected(on_two)
+    reverted: list[str | None] = []
+    profiles.on_password_reverted = reverted.append
+    renewed = "fedcba9876543210-renewed"
+    await profiles.try_password(renewed)
+    attempt = profiles.next_attempt()
+    assert attempt.slot == 2 and attempt.password_trial and not attempt.slot_trial
+    assert attempt.csms.password is not None and attempt.csms.password.resolve() == renewed
+    for _ in range(2):
+        await profiles.failed(attempt, ConnectionError("HTTP 401"), credentials_refused=True)
+    back = profiles.next_attempt()
+    assert back.slot == 2 and not back.trial
+    assert back.csms.password is not None and back.csms.password.resolve() == PASSWORD
+    assert reverted == [None]
+    # one that works on slot 2 stays, without the previous one
+    await profiles.try_password(renewed)
+    await profiles.connected(profiles.next_attempt())
+    secrets = rig.tmp / "secrets"
+    assert (secrets / "csms-password").read_text() == renewed
+    assert not (secrets / "csms-password.previous").exists()
+    assert not profiles.next_attempt().trial
 
 
 async def test_network_profiles_priority_and_fallback(rig: Rig) -> None:

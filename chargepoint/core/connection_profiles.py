@@ -19,9 +19,11 @@ Rules (OCPP 1.6 security whitepaper, 2.0.1 A05/B10):
   station certificate (installed through CertificateSigned, or the YAML's client_cert/key) for
   3;
 - a change is a trial until a connection with it opened: after `attempts` failed attempts it is
-  given up (the previous password comes back, and on 1.6 the previous profile) or the next
-  slot of the priority list is tried (2.0.1), so the station always falls back to a
-  connection that worked;
+  given up (1.6: the previous profile and password come back) or the next slot of the
+  priority list is tried (2.0.1), so the station always falls back to a connection that
+  worked; a new password alone (either version; on 2.0.1 on whichever slot is in use) only
+  counts the CSMS's refusals of it (HTTP 401/403), never an outage: the CSMS may have
+  switched to it already;
 - once a connection opened with a higher profile, no connection below it is used again.
 
 State is kept in the store under `STATE_KEY` (JSON), the password in its own 0600 file.
@@ -88,11 +90,22 @@ class Attempt:
     slot: int
     csms: CsmsConfig
     tls: TlsMaterial
-    trial: bool  # a change that has not worked yet
+    profile_trial: bool = False  # slot 1 with a raised security profile not proven yet
+    password_trial: bool = False  # a new Basic-auth password not proven yet
+    slot_trial: bool = False  # a network profile slot that never worked, with others to try
+
+    @property
+    def trial(self) -> bool:
+        """A change that has not worked yet."""
+        return self.profile_trial or self.password_trial or self.slot_trial
 
     @property
     def security_profile(self) -> int:
         return self.csms.security_profile
+
+    @property
+    def uses_password(self) -> bool:
+        return self.security_profile in (1, 2)
 
 
 @dataclass
@@ -313,13 +326,10 @@ class ConnectionProfiles:
             profile = self._state.trial_profile or self._state.profile
             if profile is not None and profile != base.security_profile:
                 update = {"url": url_for_profile(base.url, profile), "security_profile": profile}
-            password = self.password.read()
-            if password is not None:
-                update["password"] = SecretRef(value=password)
+        password = self.password.read()  # the password set through OCPP: every slot's
+        if password is not None:
+            update["password"] = SecretRef(value=password)
         return base.model_copy(update=update) if update else base
-
-    def _trial(self) -> bool:
-        return self._state.trial_profile is not None or self.password.trial
 
     def _candidates(self) -> list[int]:
         slots = [s for s in dict.fromkeys(self.priority()) if s in self.slots()] or [BASE_SLOT]
@@ -333,37 +343,50 @@ class ConnectionProfiles:
         csms = self._slot_config(slot)
         profile = csms.security_profile
         tls = self.certificates.tls_material(profile == 3) if profile >= 2 else TlsMaterial()
-        # a slot that never worked is given up after its attempts when there is another one
-        trial = (slot == BASE_SLOT and self._trial()) or (
-            slot != self._state.connected_slot and len(candidates) > 1
+        return Attempt(
+            slot,
+            csms,
+            tls,
+            profile_trial=slot == BASE_SLOT and self._state.trial_profile is not None,
+            # the password applies to every slot that uses Basic auth (2.0.1)
+            password_trial=csms.security_profile in (1, 2) and self.password.trial,
+            # a slot that never worked is given up after its attempts when there is another
+            slot_trial=slot != self._state.connected_slot and len(candidates) > 1,
         )
-        return Attempt(slot, csms, tls, trial)
 
-    async def failed(self, attempt: Attempt, error: BaseException) -> None:
-        """A connection attempt failed (`error`: what open_link raised)."""
+    async def failed(
+        self, attempt: Attempt, error: BaseException, *, credentials_refused: bool = False
+    ) -> None:
+        """A connection attempt failed (`error`: what open_link raised; `credentials_refused`:
+        the CSMS answered the handshake with 401/403).
+
+        What a failure counts against: a raised profile on slot 1, any failure (it is given
+        up with a new password tried with it); a new password alone, only refusals of the
+        credentials, so that an outage right after a change never takes back a password the
+        CSMS already switched to (2.0.1 A01.FR.03); a slot that never worked, any failure."""
         refusal = tls_refusal(error)
         if refusal is not None and (attempt.slot, refusal) not in self._refusals_recorded:
             self._refusals_recorded.add((attempt.slot, refusal))
             await self._events.record(refusal, f"slot {attempt.slot}: {error}")
-        if not attempt.trial:
+        password_at_fault = attempt.password_trial and credentials_refused
+        if not (attempt.profile_trial or password_at_fault or attempt.slot_trial):
             return
         self._state.failures += 1
         if self._state.failures < self.attempts:
             await self._save()
             return
         self._state.failures = 0
-        if attempt.slot == BASE_SLOT and self._trial():
+        if attempt.profile_trial or password_at_fault:
             log.error(
-                "security profile %d / new password did not connect %d times; back to the "
-                "previous connection settings",
-                attempt.security_profile,
+                "%s did not connect %d times; back to the previous connection settings",
+                f"security profile {attempt.security_profile}"
+                if attempt.profile_trial
+                else "the new password",
                 self.attempts,
             )
             self._state.trial_profile = None
-            if self.password.trial:
-                await asyncio.to_thread(self.password.revert)
-                if self.on_password_reverted is not None:
-                    self.on_password_reverted(await asyncio.to_thread(self.password.read))
+            if attempt.password_trial:
+                await self._revert_password()
         else:
             log.error(
                 "network profile slot %d did not connect %d times; trying the next one",
@@ -373,6 +396,11 @@ class ConnectionProfiles:
             self._position += 1
         await self._save()
 
+    async def _revert_password(self) -> None:
+        await asyncio.to_thread(self.password.revert)
+        if self.on_password_reverted is not None:
+            self.on_password_reverted(await asyncio.to_thread(self.password.read))
+
     async def connected(self, attempt: Attempt) -> None:
         """A connection with `attempt` opened: a trial becomes the connection in force."""
         state = self._state
@@ -381,8 +409,8 @@ class ConnectionProfiles:
         if attempt.slot == BASE_SLOT and state.trial_profile is not None:
             state.profile = state.trial_profile
             state.trial_profile = None
-        if attempt.slot == BASE_SLOT:
-            self.password.confirm()
+        if attempt.password_trial:  # the CSMS took the new password, on whichever slot
+            await asyncio.to_thread(self.password.confirm)
         state.connected_slot = attempt.slot
         state.failures = 0
         state.minimum = max(state.minimum, attempt.security_profile)

@@ -17,15 +17,19 @@ import logging
 import random
 import ssl
 from dataclasses import dataclass
+from typing import Final
 from urllib.parse import quote, urlsplit
 
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import InvalidStatus
 
 from chargepoint.config import CsmsConfig
 from chargepoint.core.certificates import TlsMaterial
 from chargepoint.core.connection_profiles import is_tls_version_refusal
 
 log = logging.getLogger("chargepoint.csms")
+
+CREDENTIALS_REFUSED: Final = (401, 403)  # HTTP statuses of a handshake the CSMS refused
 
 
 class CsmsLinkError(Exception):
@@ -40,6 +44,12 @@ class CsmsTlsRefused(CsmsLinkError):
     def __init__(self, message: str, kind: str) -> None:
         super().__init__(message)
         self.kind = kind
+
+
+class CsmsCredentialsRefused(CsmsLinkError):
+    """The CSMS answered the handshake with HTTP 401 or 403: it did not take the station's
+    credentials (its Basic-auth password, or its client certificate). A new password that
+    gets this is given up after its attempts; anything else needs the operator."""
 
 
 class NoCsmsRoot(CsmsLinkError):
@@ -137,6 +147,13 @@ async def open_link(
                 "version",
             ) from exc
         raise CsmsLinkError(f"{url}: TLS: {exc.reason or exc}") from exc
+    except InvalidStatus as exc:
+        code = exc.response.status_code
+        if code in CREDENTIALS_REFUSED:
+            raise CsmsCredentialsRefused(
+                f"{url}: the CSMS refused the station's credentials (HTTP {code})"
+            ) from exc
+        raise CsmsLinkError(f"{url}: {type(exc).__name__}: {exc}") from exc
     except Exception as exc:
         raise CsmsLinkError(f"{url}: {type(exc).__name__}: {exc}") from exc
     if ws.subprotocol != subprotocol:

@@ -12,7 +12,7 @@ from websockets.asyncio.client import ClientConnection
 
 from chargepoint.core.security import StationSecurity
 from chargepoint.core.security_events import OUTBOX_KIND, SecurityEvent
-from chargepoint.csms.link import CsmsLinkError, open_link
+from chargepoint.csms.link import CsmsCredentialsRefused, CsmsLinkError, open_link
 
 __all__ = ["OUTBOX_KIND", "csr_sender", "open_secured", "security_event_message"]
 
@@ -27,7 +27,8 @@ async def open_secured(
     try:
         ws = await open_link(attempt.csms, station_id, subprotocol, ping, attempt.tls)
     except CsmsLinkError as exc:
-        await connection.failed(attempt, exc)
+        refused = isinstance(exc, CsmsCredentialsRefused)
+        await connection.failed(attempt, exc, credentials_refused=refused)
         raise
     await connection.connected(attempt)
     return ws
