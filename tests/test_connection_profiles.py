@@ -205,6 +205,55 @@ async def test_a_new_password_is_tried_on_the_network_profile_slot_in_use(rig: R
     assert not profiles.next_attempt().trial
 
 
+async def test_an_outage_during_a_raised_profile_keeps_the_new_password_on_trial(
+    rig: Rig,
+) -> None:
+    """1.6: AuthorizationKey, then SecurityProfile 2; the CSMS switches to the new key at
+    once. The profile's attempts fail for want of the network: the profile is given up, the
+    key stays on trial (at profile 1), and only the CSMS's refusals take it back."""
+    profiles = rig.profiles
+    await profiles.connected(profiles.next_attempt())
+    reverted: list[str | None] = []
+    profiles.on_password_reverted = reverted.append
+    renewed = "fedcba9876543210-renewed"
+    assert await profiles.set_password(renewed) is None
+    rig.station_certificate()
+    assert await profiles.raise_profile(2)
+    attempt = profiles.next_attempt()
+    assert attempt.security_profile == 2 and attempt.profile_trial and attempt.password_trial
+    for _ in range(2):
+        await profiles.failed(attempt, ConnectionError("unreachable"))
+    back = profiles.next_attempt()
+    assert back.security_profile == 1 and not back.profile_trial and back.password_trial
+    assert back.csms.password is not None and back.csms.password.resolve() == renewed
+    assert reverted == []
+    for _ in range(2):
+        await profiles.failed(back, ConnectionError("HTTP 401"), credentials_refused=True)
+    assert reverted == [None] and not profiles.next_attempt().trial
+
+
+async def test_refusals_on_a_slot_that_never_worked_do_not_take_back_a_password(
+    rig: Rig,
+) -> None:
+    """2.0.1: a slot that never worked refuses the station (it does not know it): that
+    slot is given up, the new password is not; it is then tried on the slot that works."""
+    profiles = rig.profiles
+    await profiles.connected(profiles.next_attempt())
+    await profiles.set_network_profile(2, NetworkProfile("ws://other.example/ocpp", 1))
+    profiles.priority = lambda: [2, 1]
+    reverted: list[str | None] = []
+    profiles.on_password_reverted = reverted.append
+    await profiles.try_password("fedcba9876543210-renewed")
+    attempt = profiles.next_attempt()
+    assert attempt.slot == 2 and attempt.slot_trial and attempt.password_trial
+    for _ in range(2):
+        await profiles.failed(attempt, ConnectionError("HTTP 403"), credentials_refused=True)
+    on_one = profiles.next_attempt()
+    assert on_one.slot == BASE_SLOT and on_one.password_trial and reverted == []
+    await profiles.connected(on_one)
+    assert not (rig.tmp / "secrets" / "csms-password.previous").exists()
+
+
 async def test_network_profiles_priority_and_fallback(rig: Rig) -> None:
     profiles = rig.profiles
     await profiles.connected(profiles.next_attempt())  # the configured one works

@@ -360,15 +360,20 @@ class ConnectionProfiles:
         """A connection attempt failed (`error`: what open_link raised; `credentials_refused`:
         the CSMS answered the handshake with 401/403).
 
-        What a failure counts against: a raised profile on slot 1, any failure (it is given
-        up with a new password tried with it); a new password alone, only refusals of the
-        credentials, so that an outage right after a change never takes back a password the
-        CSMS already switched to (2.0.1 A01.FR.03); a slot that never worked, any failure."""
+        What a failure counts against: a raised profile on slot 1, any failure (a new
+        password tried with it goes too when the CSMS refused the credentials, else it stays
+        on trial); a new password, only refusals of the credentials on a slot that worked
+        before, so that an outage right after a change never takes back a password the CSMS
+        already switched to (2.0.1 A01.FR.03); a slot that never worked, any failure."""
         refusal = tls_refusal(error)
         if refusal is not None and (attempt.slot, refusal) not in self._refusals_recorded:
             self._refusals_recorded.add((attempt.slot, refusal))
             await self._events.record(refusal, f"slot {attempt.slot}: {error}")
-        password_at_fault = attempt.password_trial and credentials_refused
+        # a slot that never worked cannot tell a wrong slot from a wrong password: its
+        # failures move on to a proven slot, where refusals count against the password
+        password_at_fault = (
+            attempt.password_trial and credentials_refused and not attempt.slot_trial
+        )
         if not (attempt.profile_trial or password_at_fault or attempt.slot_trial):
             return
         self._state.failures += 1
@@ -385,7 +390,7 @@ class ConnectionProfiles:
                 self.attempts,
             )
             self._state.trial_profile = None
-            if attempt.password_trial:
+            if password_at_fault:  # else it stays on trial with the previous profile
                 await self._revert_password()
         else:
             log.error(
