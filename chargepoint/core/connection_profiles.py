@@ -19,11 +19,11 @@ Rules (OCPP 1.6 security whitepaper, 2.0.1 A05/B10):
   station certificate (installed through CertificateSigned, or the YAML's client_cert/key) for
   3;
 - a change is a trial until a connection with it opened: after `attempts` failed attempts it is
-  given up (1.6: the previous profile and password come back) or the next slot of the
-  priority list is tried (2.0.1), so the station always falls back to a connection that
-  worked; a new password alone (either version; on 2.0.1 on whichever slot is in use) only
-  counts the CSMS's refusals of it (HTTP 401/403), never an outage: the CSMS may have
-  switched to it already;
+  given up (1.6: the previous profile comes back) or the next slot of the priority list is
+  tried (2.0.1), so the station always falls back to a connection that worked;
+- a new password (either version; on 2.0.1 on whichever slot is in use) only counts the
+  CSMS's refusals of it (HTTP 401/403) on a slot that worked before, never an outage: the
+  CSMS may have switched to it already;
 - once a connection opened with a higher profile, no connection below it is used again.
 
 State is kept in the store under `STATE_KEY` (JSON), the password in its own 0600 file.
@@ -102,10 +102,6 @@ class Attempt:
     @property
     def security_profile(self) -> int:
         return self.csms.security_profile
-
-    @property
-    def uses_password(self) -> bool:
-        return self.security_profile in (1, 2)
 
 
 @dataclass
@@ -244,11 +240,11 @@ class ConnectionProfiles:
         return None
 
     async def try_password(self, value: str) -> None:
-        """A new Basic-auth password for slot 1, already checked against its version's rule
-        (2.0.1 BasicAuthPassword: the device model's): a trial from the next connection on,
-        the previous password kept until a connection with the new one opened, and restored
-        after `attempts` failed ones. The change is a security event (2.0.1 A01.FR.11), without
-        the value."""
+        """A new Basic-auth password, already checked against its version's rule (2.0.1
+        BasicAuthPassword: the device model's): a trial from the next connection on (every
+        slot with Basic auth), the previous password kept until a connection with the new one
+        opened, and restored after `attempts` refusals of it (see `failed`). The change is a
+        security event (2.0.1 A01.FR.11), without the value."""
         await asyncio.to_thread(self.password.replace, value)
         self._state.failures = 0
         await self._save()
